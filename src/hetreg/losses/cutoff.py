@@ -1,0 +1,81 @@
+"""Cutoff MSE: the filtering baseline of Mai et al., MSE over the labels whose variance is below a threshold."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from hetreg._validation import align_per_sample, check_positive, check_variance
+from hetreg.losses.base import RegressionLoss
+from hetreg.losses.mse import _prepare, squared_error
+from hetreg.losses.reduction import reduce_terms
+
+
+def cutoff_mask(variance: Tensor, threshold: float) -> Tensor:
+    """Boolean mask of the samples kept by the cutoff: :math:`\\sigma_k^2 < \\tau` (strict)."""
+    return variance < threshold
+
+
+def cutoff_mse_loss(
+    pred: Tensor,
+    target: Tensor,
+    variance: Tensor,
+    threshold: float,
+    *,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
+    """MSE over the samples whose label variance is strictly below ``threshold``:
+
+    .. math:: L = \\frac{1}{K'} \\sum_{k:\\, \\sigma_k^2 < \\tau} u_k e_k^2
+
+    with :math:`K'` the number of kept elements. When no sample is kept, the loss is a zero that
+    keeps the autograd graph (its gradients are zero), never a sentinel, so a training step
+    runs as usual and changes nothing but the optimizer's internal state.
+
+    ``reduction="none"`` returns the element-wise terms with zeros for dropped samples.
+
+    Args:
+        pred, target: shape (N,), (N, 1) or (N, d), same shape.
+        variance: per-sample label-noise variance (finite, >= 0), shape (N,), (N, 1) or that of ``pred``.
+        threshold: τ > 0, in the units of ``variance`` (scale it by :math:`1/s_y^2` when labels are z-scored).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        weight: optional per-sample weights.
+    """
+    u = _prepare(pred, target, weight, reduction)
+    variance = align_per_sample(variance, pred, "variance")
+    check_variance(variance)
+    check_positive(float(threshold), "threshold")
+    keep = cutoff_mask(variance, threshold).expand_as(pred)
+    terms = torch.where(keep, squared_error(pred, target), torch.zeros((), dtype=pred.dtype, device=pred.device))
+    count = keep.sum().clamp_min(1).to(pred.dtype)
+    return reduce_terms(terms, reduction, u, count=count)
+
+
+class CutoffMSELoss(RegressionLoss):
+    """Module face of :func:`cutoff_mse_loss`; keeps τ and records the kept fraction.
+
+    After each call :attr:`records` holds ``kept_fraction`` (kept samples / batch size), and
+    :attr:`empty_batches` counts the calls in which nothing was kept.
+    """
+
+    needs_label_variance = True
+
+    def __init__(self, threshold: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        check_positive(float(threshold), "threshold")
+        self.threshold = float(threshold)
+        self.empty_batches = 0
+
+    def forward(self, pred: Tensor, target: Tensor, variance: Tensor, weight: Tensor | None = None) -> Tensor:
+        loss = cutoff_mse_loss(pred, target, variance, self.threshold, reduction=self.reduction, weight=weight)
+        with torch.no_grad():
+            kept = cutoff_mask(variance.detach().reshape(variance.shape[0], -1)[:, 0], self.threshold)
+            fraction = kept.to(torch.float64).mean()
+        if not bool(kept.any()):
+            self.empty_batches += 1
+        self._record(kept_fraction=fraction)
+        return loss
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, reduction={self.reduction!r}"
