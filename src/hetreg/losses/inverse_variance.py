@@ -112,6 +112,12 @@ def biv_loss(
 # ---------------------------------------------------------------------------------------------
 
 
+def _as_float64(x: float | Tensor) -> np.ndarray:
+    if isinstance(x, Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 def _ebs_numpy(variance: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """EBS over the last axis, for float64 arrays; ``eps`` broadcasts over the leading axes.
 
@@ -145,7 +151,7 @@ def effective_batch_size(variance: Tensor, eps: float | Tensor = 0.0) -> Tensor:
         raise ValueError(f"variance must have shape (N,) or (..., N) with N >= 1, got {tuple(variance.shape)}")
     check_variance(variance)
     v = variance.detach().cpu().double().numpy()
-    e = np.broadcast_to(np.asarray(torch.as_tensor(eps).detach().cpu().double().numpy()), v.shape[:-1])
+    e = np.broadcast_to(_as_float64(eps), v.shape[:-1])
     if (e < 0).any() or np.isnan(e).any():
         raise ValueError(f"eps must be >= 0, got {eps}")
     return torch.from_numpy(np.asarray(_ebs_numpy(v, np.asarray(e, dtype=np.float64))))
@@ -225,7 +231,7 @@ def solve_epsilon(variance: Tensor, min_ebs: float | Tensor, *, rtol: float = 1e
     check_variance(variance)
     v = variance.detach().cpu().double().numpy()
     n = v.shape[-1]
-    target = np.broadcast_to(np.asarray(torch.as_tensor(min_ebs).detach().cpu().double().numpy()), v.shape[:-1])
+    target = np.broadcast_to(_as_float64(min_ebs), v.shape[:-1])
     if np.isnan(target).any() or (target < 1).any() or (target > n).any():
         raise ValueError(f"min_ebs must lie in [1, N] = [1, {n}], got {min_ebs}")
     equal = (v.max(axis=-1) == v.min(axis=-1))

@@ -1,0 +1,251 @@
+"""Properties of IV, BIV, the effective batch size and the automatic ε."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hetreg.losses import (
+    BIVLoss,
+    CutoffMSELoss,
+    biv_loss,
+    cutoff_mse_loss,
+    effective_batch_size,
+    iv_loss,
+    mse_loss,
+    solve_epsilon,
+)
+
+eps_values = st.one_of(st.just(0.0), st.floats(1e-8, 10.0))
+variances = st.lists(st.one_of(st.just(0.0), st.floats(1e-8, 1e3)), min_size=2, max_size=40)
+
+
+def _data(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, generator=g, dtype=torch.float64), torch.randn(n, generator=g, dtype=torch.float64)
+
+
+def _ebs_brute(v, eps):
+    w = [1.0 / (x + eps) for x in v]
+    return sum(w) ** 2 / sum(x * x for x in w)
+
+
+def test_biv_equals_mse_when_variances_equal():
+    p, t = _data()
+    for value in (1e-4, 0.3, 17.0):
+        v = torch.full((32,), value, dtype=torch.float64)
+        torch.testing.assert_close(biv_loss(p, t, v, eps=0.1), mse_loss(p, t))
+
+
+def test_biv_tends_to_mse_as_eps_grows():
+    p, t = _data()
+    v = torch.rand(32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert abs(biv_loss(p, t, v, eps=1e9) - mse_loss(p, t)) < 1e-8
+
+
+@given(st.floats(1e-3, 1e3))
+@settings(max_examples=25, deadline=None)
+def test_biv_invariant_to_variance_scale_when_eps_zero(scale):
+    p, t = _data()
+    v = torch.rand(32, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) + 0.01
+    torch.testing.assert_close(biv_loss(p, t, v, eps=0.0), biv_loss(p, t, v * scale, eps=0.0))
+
+
+def test_biv_gradient_is_normalised_iv_gradient():
+    p, t = _data(8)
+    v = torch.rand(8, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) + 0.1
+    x = p.clone().requires_grad_(True)
+    biv_loss(x, t, v, eps=0.2).backward()
+    w = 1 / (v + 0.2)
+    torch.testing.assert_close(x.grad, 2 * w * (p - t) / w.sum())
+
+
+def test_iv_is_unnormalised_mean():
+    p, t = _data(8)
+    v = torch.rand(8, dtype=torch.float64) + 0.1
+    torch.testing.assert_close(iv_loss(p, t, v, eps=0.5), ((p - t) ** 2 / (v + 0.5)).mean())
+    # The IV scale explodes with tiny variances; BIV does not.
+    assert iv_loss(p, t, v * 1e-6, eps=0.0) > 1e4 * biv_loss(p, t, v * 1e-6, eps=0.0)
+
+
+def test_zero_variance_with_zero_eps_raises_clearly():
+    p, t = _data(4)
+    v = torch.tensor([0.0, 1, 2, 3], dtype=torch.float64)
+    for fn in (iv_loss, biv_loss):
+        with pytest.raises(ValueError, match="eps"):
+            fn(p, t, v, eps=0.0)
+    assert torch.isfinite(biv_loss(p, t, v, eps=1e-3))
+
+
+def test_negative_eps_raises():
+    p, t = _data(4)
+    with pytest.raises(ValueError, match="eps"):
+        biv_loss(p, t, torch.ones(4, dtype=torch.float64), eps=-0.1)
+
+
+@given(variances, eps_values)
+@settings(max_examples=60, deadline=None)
+def test_ebs_matches_brute_force_and_lies_in_1_n(v, eps):
+    if eps == 0 and 0.0 in v:
+        eps = 1e-3
+    got = float(effective_batch_size(torch.tensor(v, dtype=torch.float64), eps))
+    assert got == pytest.approx(_ebs_brute(v, eps), rel=1e-9)
+    assert 1 - 1e-9 <= got <= len(v) + 1e-9
+
+
+@given(variances, eps_values, eps_values)
+@settings(max_examples=60, deadline=None)
+def test_ebs_is_monotone_in_eps(v, a, b):
+    lo, hi = sorted((a, b))
+    x = torch.tensor(v, dtype=torch.float64)
+    assert float(effective_batch_size(x, lo)) <= float(effective_batch_size(x, hi)) + 1e-9
+
+
+def test_ebs_limit_with_exact_labels():
+    v = torch.tensor([0.0, 0.0, 1.0, 2.0])
+    assert float(effective_batch_size(v, 0.0)) == pytest.approx(2.0)
+
+
+def test_ebs_batched_rows():
+    v = torch.rand(3, 10, dtype=torch.float64)
+    got = effective_batch_size(v, 0.1)
+    assert got.shape == (3,)
+    for i in range(3):
+        assert float(got[i]) == pytest.approx(_ebs_brute(v[i].tolist(), 0.1))
+
+
+@given(
+    st.lists(st.floats(1e-6, 1e4, allow_nan=False), min_size=3, max_size=64),
+    st.floats(0.05, 0.95),
+)
+@settings(max_examples=80, deadline=None)
+def test_solve_epsilon_hits_its_target_and_is_the_smallest(v, fraction):
+    x = torch.tensor(v, dtype=torch.float64)
+    n = len(v)
+    if max(v) == min(v):
+        return
+    target = 1 + fraction * (n - 1 - 1)  # strictly inside [1, N-1]
+    eps = float(solve_epsilon(x, target))
+    assert eps >= 0
+    ebs_at = float(effective_batch_size(x, eps))
+    assert ebs_at >= target * (1 - 1e-9)
+    if eps > 0:
+        # smallest: just below it the target is not reached (exact to 1e-6 relative)
+        assert float(effective_batch_size(x, eps * (1 - 1e-6))) < target
+        assert ebs_at == pytest.approx(target, rel=1e-6)
+    else:
+        assert _ebs_brute(v, 0.0) >= target * (1 - 1e-9)
+
+
+def test_solve_epsilon_vectorised_rows_and_zero_when_already_met():
+    v = torch.stack([torch.linspace(0.01, 5, 50), torch.ones(50), torch.logspace(-4, 3, 50)]).double()
+    eps = solve_epsilon(v, 25.0)
+    assert eps.shape == (3,)
+    assert float(eps[1]) == 0.0
+    for i in (0, 2):
+        assert float(effective_batch_size(v[i], eps[i])) == pytest.approx(25.0, rel=1e-6)
+
+
+def test_solve_epsilon_rejects_unreachable_targets():
+    v = torch.tensor([0.1, 1.0, 2.0])
+    with pytest.raises(ValueError, match=r"\[1, 3\]"):
+        solve_epsilon(v, 4.0)
+    with pytest.raises(ValueError, match="all variances are equal"):
+        solve_epsilon(v, 3.0)
+    with pytest.raises(ValueError, match=r"\[1, 3\]"):
+        solve_epsilon(v, 0.5)
+
+
+def test_biv_auto_eps_module_meets_min_ebs_and_records():
+    p, t = _data(64)
+    v = torch.cat([torch.full((8,), 1e-5), torch.rand(56, generator=torch.Generator().manual_seed(0)) * 10]).double()
+    fixed = BIVLoss(eps=0.0)
+    fixed(p, t, v)
+    assert fixed.last_ebs < 10  # the near-exact labels dominate
+    auto = BIVLoss(eps="auto", min_ebs=0.5)
+    loss = auto(p, t, v)
+    assert auto.last_ebs == pytest.approx(32.0, rel=1e-5)
+    torch.testing.assert_close(loss, biv_loss(p, t, v, eps=auto.last_eps))
+    assert set(auto.records) == {"ebs", "eps"}
+    absolute = BIVLoss(eps="auto", min_ebs=16)
+    absolute(p, t, v)
+    assert absolute.last_ebs == pytest.approx(16.0, rel=1e-5)
+
+
+def test_biv_auto_with_exact_labels_stays_finite():
+    p, t = _data(6)
+    v = torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0, 2.0], dtype=torch.float64)
+    m = BIVLoss(eps="auto", min_ebs=2)
+    out = m(p, t, v)
+    assert torch.isfinite(out)
+    # the exact labels alone reach EBS 4 >= 2: the loss is (almost exactly) their MSE
+    torch.testing.assert_close(out, ((p[:4] - t[:4]) ** 2).mean(), rtol=1e-6, atol=1e-9)
+
+
+def test_biv_module_argument_errors():
+    with pytest.raises(ValueError, match="min_ebs"):
+        BIVLoss(eps="auto")
+    with pytest.raises(ValueError, match="fraction"):
+        BIVLoss(eps="auto", min_ebs=1.5)
+    with pytest.raises(ValueError, match=">= 1"):
+        BIVLoss(eps="auto", min_ebs=0)
+    with pytest.raises(ValueError, match="only with eps='auto'"):
+        BIVLoss(eps=0.1, min_ebs=3)
+    with pytest.raises(ValueError, match="'auto'"):
+        BIVLoss(eps="automatic")
+
+
+def test_biv_none_terms_sum_to_loss_for_nd():
+    g = torch.Generator().manual_seed(9)
+    p, t = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    v = torch.rand(5, generator=g, dtype=torch.float64)
+    terms = biv_loss(p, t, v, reduction="none")
+    assert terms.shape == (5, 3)
+    torch.testing.assert_close(terms.sum(), biv_loss(p, t, v))
+    # a per-sample variance weighs each output dimension alike: BIV of the per-sample mean errors
+    per_sample = ((p - t) ** 2).mean(1)
+    w = 1 / (v + 0.1)
+    torch.testing.assert_close(biv_loss(p, t, v), (w * per_sample).sum() / w.sum())
+
+
+def test_cutoff_keeps_strictly_below_threshold_and_empty_batch_keeps_graph():
+    p, t = _data(4)
+    v = torch.tensor([0.1, 0.5, 0.49, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(cutoff_mse_loss(p, t, v, 0.5), ((p - t)[[0, 2]] ** 2).mean())
+    x = p.clone().requires_grad_(True)
+    m = CutoffMSELoss(threshold=0.05)
+    out = m(x, t, v)
+    assert out.item() == 0.0 and out.requires_grad
+    out.backward()
+    assert torch.equal(x.grad, torch.zeros_like(p))
+    assert m.records["kept_fraction"] == 0.0 and m.empty_batches == 1
+    m(x, t, v * 0 + 0.01)
+    assert m.records["kept_fraction"] == 1.0 and m.empty_batches == 1
+    with pytest.raises(ValueError, match="threshold"):
+        CutoffMSELoss(threshold=0)
+
+
+def test_from_batch_explains_missing_inputs():
+    p, t = _data(4)
+    with pytest.raises(ValueError, match="variance of every label"):
+        BIVLoss().from_batch(p, t)
+    from hetreg.losses import GaussianNLLLoss
+
+    with pytest.raises(ValueError, match="mean_var"):
+        GaussianNLLLoss().from_batch(p, t)
+
+
+def test_positive_variance_keeps_gradient_below_floor():
+    from hetreg.losses import positive_variance
+
+    raw = torch.tensor([-50.0, 0.0, 3.0], requires_grad=True)
+    v = positive_variance(raw, floor=1e-6)
+    assert (v > 0).all()
+    v.sum().backward()
+    assert (raw.grad > 0).all()  # a clamp would give exactly zero for the first entry
+    with pytest.raises(ValueError, match="kind"):
+        positive_variance(raw, kind="relu")
+    np.testing.assert_allclose(positive_variance(torch.tensor([0.0]), kind="exp", floor=0).numpy(), [1.0])
