@@ -55,3 +55,14 @@ __all__ = [
 ]
 
 # -- imbalanced regression and learned weighting (Balanced MSE, LDS): added below this line --
+from functools import partial as _partial  # noqa: E402
+
+from hetreg.losses.balanced_mse import BalancedMSELoss, bmc_loss, bni_loss, gai_loss  # noqa: E402
+from hetreg.losses.priors import GMMPrior, HistogramPrior  # noqa: E402
+from hetreg.losses.uncertainty_weighting import UncertaintyWeighting, uncertainty_weighted_sum  # noqa: E402
+
+register_loss("bmc", _partial(BalancedMSELoss, "bmc"))
+register_loss("bni", _partial(BalancedMSELoss, "bni"))
+register_loss("gai", _partial(BalancedMSELoss, "gai"))
+__all__ += ["bmc_loss", "bni_loss", "gai_loss", "BalancedMSELoss", "HistogramPrior", "GMMPrior"]
+__all__ += ["UncertaintyWeighting", "uncertainty_weighted_sum"]
