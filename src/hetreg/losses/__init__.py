@@ -66,3 +66,7 @@ register_loss("bni", _partial(BalancedMSELoss, "bni"))
 register_loss("gai", _partial(BalancedMSELoss, "gai"))
 __all__ += ["bmc_loss", "bni_loss", "gai_loss", "BalancedMSELoss", "HistogramPrior", "GMMPrior"]
 __all__ += ["UncertaintyWeighting", "uncertainty_weighted_sum"]
+
+from hetreg.losses.lds import assign_bins, bin_index, kernel_window, lds_weights, smooth_histogram  # noqa: E402
+
+__all__ += ["assign_bins", "bin_index", "kernel_window", "lds_weights", "smooth_histogram"]
