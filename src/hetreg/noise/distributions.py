@@ -241,7 +241,8 @@ class Gamma(VarianceDistribution):
 
     Sampling: torch's gamma sampler takes no generator, so the draws come from a numpy PCG64
     generator seeded from ``generator`` (:func:`numpy_rng_from`, which advances it by four 32-bit
-    draws). The result is reproducible from the torch generator's state.
+    draws). The result is reproducible from the torch generator's state (for a given numpy
+    version: numpy keeps its ``Generator.gamma`` stream stable in practice but does not promise it).
     """
 
     shape: float
