@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,6 +317,11 @@ def make_parser(prog: str, description: str, epilog: str, original: Sequence[tup
     group.add_argument("--out", default=None, help="run folder (default: a new folder under ./hetreg-runs/)")
     group.add_argument("--dry-run", action="store_true", help="print the resolved experiment as one JSON object and exit without loading data")
     group.add_argument("--config-out", default=None, metavar="FILE", help="with --dry-run: write the equivalent `hetreg train` config (YAML) to FILE instead of stderr; never overwrites")
+    group.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="change the translated hetreg config (repeatable), e.g. --set data.options.image_size=64 "
+        "or --set train.eval_every=50; the dry-run JSON still shows the original command line",
+    )
     return parser
 
 
@@ -330,6 +334,7 @@ class RunOptions:
     out: str | None = None
     dry_run: bool = False
     config_out: str | None = None
+    overrides: tuple[str, ...] = ()
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace) -> "RunOptions":
@@ -337,7 +342,14 @@ class RunOptions:
             fail(f"--epochs must be >= 1, got {ns.epochs}")
         if ns.config_out is not None and not ns.dry_run:
             fail("--config-out is written by --dry-run; add --dry-run (or drop --config-out)")
-        return cls(data_dir=ns.data_dir, epochs=ns.epochs, out=ns.out, dry_run=ns.dry_run, config_out=ns.config_out)
+        return cls(
+            data_dir=ns.data_dir,
+            epochs=ns.epochs,
+            out=ns.out,
+            dry_run=ns.dry_run,
+            config_out=ns.config_out,
+            overrides=tuple(ns.overrides),
+        )
 
 
 def run_cli(
@@ -389,8 +401,3 @@ def run(resolved: ResolvedExperiment, options: RunOptions) -> int:
     for n in resolved.notes:
         print(f"note: {one_line(n)}", file=sys.stderr)
     return run_resolved(resolved, options)
-
-
-def default_data_dir(options: RunOptions) -> str | None:
-    """``--data-dir`` or ``$HETREG_DATA`` (``None``: the data layer's own default)."""
-    return options.data_dir or os.environ.get("HETREG_DATA") or None

@@ -23,11 +23,15 @@ from typing import Any
 
 import yaml
 
-from hetreg.compat._common import CompatError, ResolvedExperiment, RunOptions, fail, one_line
+from hetreg.compat._common import ResolvedExperiment, RunOptions, fail, one_line
+
+
+#: Loader options that reproduce the original inputs: UTKFace images at their full 200x200 size.
+DATA_OPTIONS: dict[str, dict[str, Any]] = {"utkface": {"image_size": 200}}
 
 
 def experiment_config_dict(resolved: ResolvedExperiment, options: RunOptions) -> dict[str, Any]:
-    """The ``hetreg train`` configuration of a resolved command line, as plain data."""
+    """The ``hetreg train`` configuration of a resolved command line, as plain data (before ``--set``)."""
     loss: dict[str, Any] = {"name": resolved.loss}
     if resolved.eps is not None:
         loss["eps"] = resolved.eps
@@ -39,6 +43,7 @@ def experiment_config_dict(resolved: ResolvedExperiment, options: RunOptions) ->
         "data": {
             "name": resolved.dataset,
             "root": options.data_dir,
+            "options": dict(DATA_OPTIONS.get(resolved.dataset, {})),
             "normalize": resolved.normalize,
             "val_fraction": 0.0,
             "train_size": resolved.train_size,
@@ -62,19 +67,27 @@ def experiment_config_dict(resolved: ResolvedExperiment, options: RunOptions) ->
 
 
 def to_experiment_config(resolved: ResolvedExperiment, options: RunOptions) -> Any:
-    """The validated :class:`hetreg.experiments.config.ExperimentConfig` of a resolved command line.
+    """The validated :class:`hetreg.experiments.config.ExperimentConfig` of a resolved command line,
+    with the ``--set KEY=VALUE`` overrides applied.
 
     Raises:
-        CompatError: the configuration is refused by the schema (the message names the key).
+        CompatError: the configuration is refused by the schema or an override is invalid (the
+            message names the key).
     """
     from pydantic import ValidationError
 
-    from hetreg.experiments.config import ExperimentConfig, format_validation_error
+    from hetreg.experiments.config import ConfigError, ExperimentConfig, apply_overrides, format_validation_error
 
     try:
-        return ExperimentConfig.model_validate(experiment_config_dict(resolved, options))
+        cfg = ExperimentConfig.model_validate(experiment_config_dict(resolved, options))
     except ValidationError as exc:
         fail(f"the translated configuration is not valid: {one_line(format_validation_error(exc))}")
+    if not options.overrides:
+        return cfg
+    try:
+        return apply_overrides(cfg, list(options.overrides))
+    except ConfigError as exc:
+        fail(f"--set: {one_line(str(exc))}")
 
 
 def config_yaml(resolved: ResolvedExperiment, options: RunOptions) -> str:
@@ -96,35 +109,35 @@ def _new_run_dir(tag: str) -> Path:
             return candidate
 
 
-def _final_test_mse(result: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(normalised test MSE, test MSE in squared label units) from a run summary."""
-    test = result.get("test") if isinstance(result.get("test"), dict) else result
-    norm = test.get("mse_normalized", test.get("mse_norm"))
-    raw = test.get("mse_raw", test.get("mse"))
-    return (None if norm is None else float(norm), None if raw is None else float(raw))
-
-
 UNITS = {"utkface": "years²", "wine": "quality points²", "bike": "counts²"}
 
 
 def run_resolved(resolved: ResolvedExperiment, options: RunOptions) -> int:
-    """Train the experiment; print the final test MSE (normalised and raw) and the run folder."""
-    from hetreg.train import run_experiment
+    """Train the experiment; print the final test MSE (normalised and raw) and the run folder.
+
+    Returns:
+        0 when the run completed, 1 when it failed (missing data, a diverging loss), 2 for a
+        run folder that already holds a run.
+    """
+    from hetreg.train import RunExistsError, run_experiment
 
     cfg = to_experiment_config(resolved, options)
     run_dir = Path(options.out) if options.out else _new_run_dir(resolved.tag)
     try:
-        result = run_experiment(cfg, run_dir)
-    except (FileNotFoundError, NotADirectoryError) as exc:
+        summary = run_experiment(cfg, run_dir)
+    except RunExistsError as exc:
+        fail(f"--out: {one_line(str(exc))}")
+    except (OSError, ValueError) as exc:  # missing data files, data that do not fit the loss
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 1
-    except CompatError:
-        raise
-    norm, raw = _final_test_mse(result)
+    final = summary.get("final") or {}
     units = UNITS.get(resolved.dataset, "label units²")
-    if norm is not None:
-        print(f"final test MSE (normalised labels): {norm:.6g}")
-    if raw is not None:
-        print(f"final test MSE ({units}): {raw:.6g}")
+    if summary.get("status") != "completed":
+        print(f"error: the run did not complete ({summary.get('status')}): {one_line(str(summary.get('message')))}",
+              file=sys.stderr)
+    if final.get("test_mse") is not None:
+        print(f"final test MSE (normalised labels): {final['test_mse']:.6g}")
+    if final.get("test_mse_raw") is not None:
+        print(f"final test MSE ({units}): {final['test_mse_raw']:.6g}")
     print(f"run folder: {run_dir}")
-    return 0
+    return 0 if summary.get("status") == "completed" else 1
