@@ -432,14 +432,15 @@ def uniform_from_mean_var(mean: float, var: float) -> Uniform:
 
     Raises:
         ValueError: v < 0, or μ < √(3v) (the lower bound would be a negative variance); the
-            message states the smallest valid μ.
+            message states the smallest valid μ. A relative shortfall below 1e-12 (rounding of
+            v = μ²/3) is accepted and gives a lower bound of exactly 0.
     """
     mu = _as_float(mean, "mean")
     v = _as_float(var, "var")
     if v < 0:
         raise ValueError(f"var must be >= 0, got {v}")
     half_width = math.sqrt(3.0 * v)
-    if mu < half_width:
+    if mu < half_width * (1.0 - 1e-12):  # tolerance: v = mu**2/3 computed in floats may round up
         raise ValueError(
             f"mean={mu} with var={v} gives a negative lower bound mean - sqrt(3*var) = {mu - half_width:.6g}; "
             f"the smallest valid mean for this var is sqrt(3*var) = {half_width:.6g} "
