@@ -36,8 +36,10 @@ KernelSpec = Union[str, Mapping[str, Any], np.ndarray]
 BinSpec = Union[int, float, np.ndarray, "list[float]", "tuple[float, ...]"]
 
 DEFAULT_KERNEL: dict[str, Any] = {"kind": "gaussian", "size": 5, "sigma": 2.0}
-# Labels within this relative distance of a grid edge count as lying on it (see bin_index).
+# Labels within this relative distance of a grid edge count as lying on it (see bin_index);
+# single-precision labels (float32 tensors, the dataset default) need a looser tolerance.
 _GRID_SNAP = 1e-9
+_GRID_SNAP_SINGLE = 8 * float(np.finfo(np.float32).eps)
 
 
 def kernel_window(kind: str = "gaussian", size: int = 5, sigma: float = 2.0, *, normalize: str = "max") -> np.ndarray:
@@ -127,6 +129,16 @@ def _as_labels(labels: Any, name: str = "labels") -> np.ndarray:
     return y
 
 
+def _is_single_precision(labels: Any) -> bool:
+    """Whether ``labels`` are float32 / float16 / bfloat16 (a tensor or an array)."""
+    dtype = getattr(labels, "dtype", None)
+    if dtype is None:
+        return False
+    if hasattr(labels, "detach"):
+        return bool(dtype.is_floating_point) and dtype.itemsize <= 4
+    return np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize <= 4
+
+
 def _as_edges(edges: Any) -> np.ndarray:
     if hasattr(edges, "detach"):
         edges = edges.detach().cpu().numpy()
@@ -156,7 +168,11 @@ def bin_index(
       returned (it may be negative, and does not depend on which labels are passed, so train
       and test labels bin consistently); ``clip`` does not apply. Labels within a relative
       1e-9 of a grid edge count as lying on it, so that 0.3 with w = 0.1 is in bin 3 despite
-      0.3 / 0.1 = 2.9999999999999996 in floating point.
+      0.3 / 0.1 = 2.9999999999999996 in floating point (for float32 labels the tolerance is
+      8 float32 epsilons, so that float32(0.7) is in bin 7 too).
+
+    Labels in single precision (float32 tensors, the dataset default) are compared with the
+    edges rounded to that precision, so that a float32 label 0.7 and an edge 0.7 are equal.
 
     Args:
         labels: shape (N,) or (N, 1), finite.
@@ -168,6 +184,7 @@ def bin_index(
         int64 array (N,).
     """
     y = _as_labels(labels)
+    single = _is_single_precision(labels)
     if (edges is None) == (bin_width is None):
         raise ValueError("pass exactly one of edges= (explicit bin edges) or bin_width= (a grid anchored at 0)")
     if bin_width is not None:
@@ -176,10 +193,13 @@ def bin_index(
             raise ValueError(f"bin_width must be a finite number > 0, got {bin_width}")
         q = y / w
         nearest = np.rint(q)
-        on_edge = np.abs(q - nearest) <= _GRID_SNAP * np.maximum(1.0, np.abs(q))
+        tol = _GRID_SNAP_SINGLE if single else _GRID_SNAP
+        on_edge = np.abs(q - nearest) <= tol * np.maximum(1.0, np.abs(q))
         return np.where(on_edge, nearest, np.floor(q)).astype(np.int64)
     e = _as_edges(edges)
     num_bins = e.size - 1
+    if single:
+        e = e.astype(np.float32).astype(np.float64)
     if not clip:
         outside = (y < e[0]) | (y > e[-1])
         if outside.any():
@@ -238,8 +258,9 @@ def assign_bins(labels: Any, bins: BinSpec, reference: Any = None) -> tuple[np.n
 def smooth_histogram(counts: Any, kernel: KernelSpec = "gaussian", mode: str = "constant") -> np.ndarray:
     """Convolve a histogram (or any per-bin values) with a symmetric kernel window.
 
-    .. math:: \\tilde c_b = \\sum_{j=-h}^{h} k_j\\, c_{b+j}
+    .. math:: \\tilde c_b = \\sum_{j=-h}^{h} k_{h+j}\\, c_{b-j}
 
+    (a convolution: an asymmetric explicit window is flipped; the named kernels are symmetric),
     with the values beyond the ends given by ``mode`` (:func:`scipy.ndimage.convolve1d`):
     ``"constant"`` pads with zeros (the age and STS-B benchmarks), ``"reflect"`` mirrors (NYUD2).
 

@@ -263,8 +263,10 @@ class FDS(nn.Module):
         """Tracked-bucket index in [0, num_buckets) of every label (shape (N,) or (N, 1))."""
         y = self._labels(labels)
         if self._edges is not None:
-            edges = self._edges.to(y.device)
-            ids = torch.bucketize(y.to(torch.float64), edges, right=True) - 1
+            # compared in the labels' precision: a float32 label 0.7 lies on an edge 0.7
+            dtype = y.dtype if y.is_floating_point() else torch.float64
+            edges = self._edges.to(device=y.device, dtype=dtype)
+            ids = torch.bucketize(y.to(dtype), edges, right=True) - 1
         elif self.bucket_fn is not None:
             ids = torch.as_tensor(self.bucket_fn(y), device=y.device)
             if ids.shape != y.shape:
