@@ -22,3 +22,5 @@ __all__ = [
 
 # -- loader modules register themselves on import; each adds its import line below --
 from hetreg.data import utkface  # noqa: E402,F401  (registers "utkface")
+from hetreg.data import bike, sklearn_data, synthetic, table, wine  # noqa: E402,F401  (register tabular loaders)
+from hetreg.data.status import DataNotFoundError, dataset_status  # noqa: E402,F401
