@@ -1,0 +1,287 @@
+"""Executors run a batch of planned runs and report one :class:`RunResult` per run.
+
+The interface is small so that other back ends (Slurm through submitit, a thread pool, a remote
+queue) plug in without touching the sweep logic::
+
+    class MyExecutor(Executor):
+        name = "mine"
+        def submit(self, runs, on_result=None):
+            ...  # run each RunSpec somewhere, typically by calling execute_run(spec) there
+            return results
+
+    register_executor("mine", MyExecutor)        # then: hetreg sweep --executor mine
+
+A :class:`RunSpec` is plain data (picklable, JSON-serialisable): the run folder, the resolved
+configuration as a dict, whether to resume, and the dotted path of the function that trains
+(``"module:function"``, called as ``fn(config_dict, run_dir, resume=..., quiet=...)``).
+:func:`execute_run` is what a worker calls: it captures the run's output into ``run.log`` and
+turns any exception into a ``failed`` result (and ``summary.json``) instead of losing the sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import time
+import traceback
+from abc import ABC, abstractmethod
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from hetreg.experiments import runstore
+
+DEFAULT_TARGET = "hetreg.experiments.sweep:train_from_dict"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run to execute.
+
+    Attributes:
+        run_id: the run's id (its folder name).
+        run_dir: folder the run writes into (created by :func:`execute_run`).
+        config: the resolved configuration as plain data.
+        resume: continue from the run folder's last checkpoint.
+        target: ``"module:function"`` called as ``fn(config, run_dir, resume=..., quiet=...)``.
+        quiet: ask the target not to print progress.
+    """
+
+    run_id: str
+    run_dir: str
+    config: dict[str, Any]
+    resume: bool = False
+    target: str = DEFAULT_TARGET
+    quiet: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of one run: status ``completed``/``failed``/``interrupted``, error, log, seconds."""
+
+    run_id: str
+    status: str
+    error: str | None = None
+    log_path: str | None = None
+    elapsed: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def load_target(target: str) -> Callable[..., Any]:
+    """Import ``"package.module:function"``; raise ``ValueError`` naming the problem."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"run target {target!r} must look like 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import run target module {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"run target {target!r}: {module_name} has no function {attr!r}")
+    return fn
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line (first line of the message)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def execute_run(spec: RunSpec) -> RunResult:
+    """Run ``spec`` in this process, logging into ``run_dir/run.log``; never raises on failure.
+
+    A failure is recorded in ``summary.json`` (status ``failed``, the one-line error, the log
+    path; a summary already written by the trainer is kept and completed) and returned.
+    ``KeyboardInterrupt`` is recorded as ``interrupted`` and re-raised.
+    """
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / runstore.LOG_FILE
+    start = time.monotonic()
+    status = "completed"
+    error: str | None = None
+    interrupted: KeyboardInterrupt | None = None
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"=== run {spec.run_id} {'resumed' if spec.resume else 'started'} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        log.flush()
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            try:
+                fn = load_target(spec.target)
+                _apply_thread_limit()
+                fn(spec.config, run_dir, resume=spec.resume, quiet=spec.quiet)
+            except KeyboardInterrupt as exc:
+                status, error, interrupted = "interrupted", "interrupted by the user", exc
+            except Exception as exc:  # noqa: BLE001 - a run's failure must not end the sweep
+                status, error = "failed", one_line(exc)
+                traceback.print_exc(file=log)
+        log.write(f"=== run {spec.run_id} {status} after {time.monotonic() - start:.1f} s\n")
+    summary = runstore.read_json(run_dir / runstore.SUMMARY_FILE)
+    if status == "completed":
+        written = summary.get("status")
+        if written in ("failed", "interrupted"):
+            status = str(written)
+            error = str(summary.get("error") or f"the run reported status {written}").strip().splitlines()[0]
+        elif written != "completed":
+            status, error = "failed", "the run finished without writing a completed summary.json"
+    if status != "completed":
+        summary = {**summary, "status": status, "error": summary.get("error") or error, "log": str(log_path)}
+        runstore.write_json(run_dir / runstore.SUMMARY_FILE, summary)
+    result = RunResult(
+        run_id=spec.run_id,
+        status=status,
+        error=error,
+        log_path=str(log_path),
+        elapsed=time.monotonic() - start,
+        summary=summary,
+    )
+    if interrupted is not None:
+        raise interrupted
+    return result
+
+
+class Executor(ABC):
+    """Runs a batch of :class:`RunSpec`; subclasses implement :meth:`submit`."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def submit(
+        self, runs: Sequence[RunSpec], on_result: Callable[[RunResult], None] | None = None
+    ) -> list[RunResult]:
+        """Execute ``runs`` and return their results (in any order).
+
+        ``on_result`` is called once per finished run, as soon as it finishes (for progress bars
+        and for updating the index). A failing run must yield a ``failed`` result, not raise.
+        """
+
+
+_WORKER_THREADS: int | None = None
+
+
+def _init_worker(threads: int) -> None:
+    """Pool initializer: limit every numeric library of this worker to ``threads`` threads.
+
+    The environment variables take effect when torch (or numpy's BLAS) is imported later by the
+    run target; :func:`_apply_thread_limit` also sets torch's pool once torch is loaded.
+    """
+    global _WORKER_THREADS
+    _WORKER_THREADS = threads
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    _apply_thread_limit()
+
+
+def _apply_thread_limit() -> None:
+    if _WORKER_THREADS is None or "torch" not in sys.modules:
+        return
+    torch = sys.modules["torch"]
+    if torch.get_num_threads() != _WORKER_THREADS:
+        torch.set_num_threads(_WORKER_THREADS)
+    with contextlib.suppress(RuntimeError):  # only settable before the first parallel op
+        torch.set_num_interop_threads(1)
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Torch intra-op threads for each of ``workers`` processes: ``max(1, cores // workers)``."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+class LocalExecutor(Executor):
+    """Runs on this machine: in-process for one worker, else in a pool of processes.
+
+    Each worker process limits torch (``torch.set_num_threads``) and the BLAS libraries to
+    ``cores // workers`` threads so that the machine is not oversubscribed. Processes are started with ``spawn`` (forking a process that already ran
+    torch can deadlock in its thread pools).
+
+    Args:
+        workers: number of runs in parallel (default: the number of cores).
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        self.workers = workers or os.cpu_count() or 1
+
+    def submit(
+        self, runs: Sequence[RunSpec], on_result: Callable[[RunResult], None] | None = None
+    ) -> list[RunResult]:
+        results: list[RunResult] = []
+        if not runs:
+            return results
+        workers = min(self.workers, len(runs))
+        if workers == 1:  # in this process, with torch's default of one thread per core
+            for spec in runs:
+                result = execute_run(spec)
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+            return results
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads_per_worker(workers),)
+        )
+        futures: dict[Future[RunResult], RunSpec] = {}
+        try:
+            futures = {pool.submit(execute_run, spec): spec for spec in runs}
+            for future in as_completed(futures):
+                spec = futures[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                    result = RunResult(
+                        run_id=spec.run_id,
+                        status="failed",
+                        error=f"worker process failed: {one_line(exc)}",
+                        log_path=str(Path(spec.run_dir) / runstore.LOG_FILE),
+                    )
+                    summary = runstore.read_json(Path(spec.run_dir) / runstore.SUMMARY_FILE)
+                    runstore.write_json(
+                        Path(spec.run_dir) / runstore.SUMMARY_FILE,
+                        {**summary, "status": "failed", "error": result.error, "log": result.log_path},
+                    )
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return results
+
+
+_EXECUTORS: dict[str, Callable[..., Executor]] = {}
+
+
+def register_executor(name: str, factory: Callable[..., Executor]) -> None:
+    """Register ``factory(workers=None, **options) -> Executor`` under ``name``."""
+    if name in _EXECUTORS:
+        raise ValueError(f"an executor named {name!r} is already registered")
+    _EXECUTORS[name] = factory
+
+
+def executor_names() -> list[str]:
+    return sorted(_EXECUTORS)
+
+
+def build_executor(name: str, **options: Any) -> Executor:
+    """Build the executor registered as ``name``; unknown names list the valid ones."""
+    if name not in _EXECUTORS:
+        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(executor_names())}")
+    return _EXECUTORS[name](**options)
+
+
+register_executor("local", LocalExecutor)
