@@ -122,6 +122,23 @@ def test_from_labels_lds_smoothing_against_brute_force(lds, transform):
     assert (17.0 in got) == (half >= 3)  # 17 is 3 bins from the nearest label
 
 
+def test_from_labels_lds_accepts_a_kind_or_an_explicit_window():
+    labels = [0, 0, 4]
+    by_kind = HistogramPrior.from_labels(labels, bin_width=1, lds="triang")  # size 5
+    by_dict = HistogramPrior.from_labels(labels, bin_width=1, lds={"kind": "triang", "size": 5})
+    torch.testing.assert_close(by_kind.weights, by_dict.weights)
+    explicit = HistogramPrior.from_labels(labels, bin_width=1, lds=np.array([1.0, 2.0, 1.0]))
+    # counts 2, 0, 0, 0, 1 on bins 0..4, padded by one bin each side, smoothed by [1, 2, 1]
+    assert explicit.centers[:, 0].tolist() == [-1.0, 0.0, 1.0, 3.0, 4.0, 5.0]
+    assert explicit.weights.tolist() == pytest.approx([2 / 12, 4 / 12, 2 / 12, 1 / 12, 2 / 12, 1 / 12])
+
+
+def test_from_labels_bin_edges_go_to_the_upper_bin():
+    prior = HistogramPrior.from_labels([0.25, 0.75, 0.3], bin_width=0.5)  # bins [0.25, 0.75), [0.75, 1.25)
+    assert prior.centers[:, 0].tolist() == [0.5, 1.0]
+    assert prior.weights.tolist() == pytest.approx([2 / 3, 1 / 3])
+
+
 def test_from_labels_sqrt_without_lds():
     prior = HistogramPrior.from_labels([1, 1, 1, 1, 2], bin_width=1, transform="sqrt")
     assert prior.weights.tolist() == pytest.approx([2 / 3, 1 / 3])
@@ -140,7 +157,7 @@ def test_from_labels_errors():
         HistogramPrior.from_labels([1.0], edges=[0, 2, 1])
     with pytest.raises(ValueError, match="1-D labels only"):
         HistogramPrior.from_labels(np.zeros((4, 2)), bin_width=1.0)
-    with pytest.raises(ValueError, match="unknown lds keys"):
+    with pytest.raises(ValueError, match="unknown keys"):
         HistogramPrior.from_labels([1.0], bin_width=1.0, lds={"kernel": "gaussian"})
     with pytest.raises(ValueError, match="transform"):
         HistogramPrior.from_labels([1.0], bin_width=1.0, transform="log")

@@ -17,12 +17,10 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from scipy.ndimage import convolve1d
 from torch import Tensor
 
-from hetreg.losses.lds import kernel_window
+from hetreg.losses.lds import KernelSpec, bin_index, resolve_kernel, smooth_histogram
 
-LDS_KEYS = ("kind", "size", "sigma")
 TRANSFORMS = (None, "sqrt")
 GMM_COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
@@ -119,31 +117,34 @@ class HistogramPrior:
         *,
         bin_width: float | None = None,
         edges: Any = None,
-        lds: Mapping[str, Any] | None = None,
+        lds: KernelSpec | None = None,
         transform: str | None = None,
     ) -> "HistogramPrior":
         """Histogram of 1-D training labels, optionally transformed and LDS-smoothed.
 
         Steps: count the labels per bin, apply ``transform`` to the counts, smooth them with the
-        LDS kernel (``scipy.ndimage.convolve1d`` with ``mode="constant"``, over every bin of the
-        range, empty ones included), drop the bins left empty, normalise. This is the order of
-        the original code (transform, then smooth). Unlike the original, the counts are smoothed
-        as floats (the original convolved an integer array and so truncated the smoothed counts).
+        LDS kernel (:func:`hetreg.losses.lds.smooth_histogram`, zero padding, over every bin of
+        the range, empty ones included), drop the bins left empty, normalise. This is the order
+        of the original code (transform, then smooth). Unlike the original, the counts are
+        smoothed as floats (the original convolved an integer array, truncating the result).
 
         Args:
             labels: training labels, shape (N,) or (N, 1), in the units the loss sees.
-            bin_width: bins of this width centred on the multiples of it, i.e. bin k is
-                :math:`[(k - \\tfrac12) w, (k + \\tfrac12) w)` with centre :math:`k w`. With integer
-                labels and ``bin_width=1`` the centres are the integer labels themselves (the
-                IMDB-WIKI setting). The range runs from the lowest to the highest occupied bin,
-                widened by half the LDS window on each side so no smoothed mass is lost.
+            bin_width: bins of width w **centred** on the multiples of w: bin k is
+                :math:`[(k - \tfrac12) w, (k + \tfrac12) w)`, represented by the point mass at
+                its centre :math:`k w`. With integer labels and ``bin_width=1`` the centres are
+                the integer labels themselves (the IMDB-WIKI setting), and the counts equal those
+                of the LDS grid :math:`[k, k+1)` of :func:`hetreg.losses.lds.bin_index`. (For
+                continuous labels that grid would put each bin's mass at its left edge, half a bin
+                off; centring avoids the bias.) The range runs from the lowest to the highest
+                occupied bin, widened by half the LDS window on each side so no smoothed mass is lost.
             edges: explicit increasing bin edges (J + 1,), instead of ``bin_width``; centres are
                 the mid-points; the last bin is closed (``numpy.histogram`` semantics). Every
                 label must lie inside ``[edges[0], edges[-1]]``.
-            lds: ``None`` or a dict with any of ``kind`` (``"gaussian"``, ``"triang"``,
-                ``"laplace"``), ``size`` (odd window length) and ``sigma``, passed to
-                :func:`hetreg.losses.lds.kernel_window` (peak-normalised, as in LDS); missing keys
-                take that function's defaults.
+            lds: ``None``, or an LDS kernel: a kind (``"gaussian"``, ``"triang"``, ``"laplace"``),
+                a dict with any of ``kind``, ``size`` (odd window length) and ``sigma`` (missing
+                keys default to gaussian, 5, 2), or an explicit window; see
+                :func:`hetreg.losses.lds.resolve_kernel` (named kernels peak-normalised, as in LDS).
             transform: ``None`` (counts) or ``"sqrt"`` (square-root counts, the NYUD2-DIR option).
 
         Returns:
@@ -158,29 +159,17 @@ class HistogramPrior:
         y = y[:, 0]
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be None or 'sqrt', got {transform!r}")
-        window = _lds_window(lds)
-        half = (len(window) - 1) // 2 if window is not None else 0
+        half = (len(resolve_kernel(lds)) - 1) // 2 if lds is not None else 0
         centers, counts = _bin_counts(y, bin_width, edges, pad=half)
         if transform == "sqrt":
             counts = np.sqrt(counts)
-        if window is not None:
-            counts = convolve1d(counts, window, mode="constant")
+        if lds is not None:
+            counts = smooth_histogram(counts, lds, mode="constant")
         keep = counts > 0
         return cls(torch.from_numpy(centers[keep]), torch.from_numpy(counts[keep]))
 
     def __repr__(self) -> str:
         return f"HistogramPrior(num_bins={self.num_bins}, dim={self.dim})"
-
-
-def _lds_window(lds: Mapping[str, Any] | None) -> np.ndarray | None:
-    if lds is None:
-        return None
-    if not isinstance(lds, Mapping):
-        raise ValueError(f"lds must be None or a dict with keys {LDS_KEYS}, got {type(lds).__name__}")
-    unknown = set(lds) - set(LDS_KEYS)
-    if unknown:
-        raise ValueError(f"unknown lds keys {sorted(unknown)}; valid keys: {', '.join(LDS_KEYS)}")
-    return kernel_window(**dict(lds), normalize="max")
 
 
 def _bin_counts(y: np.ndarray, bin_width: float | None, edges: Any, *, pad: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,21 +180,15 @@ def _bin_counts(y: np.ndarray, bin_width: float | None, edges: Any, *, pad: int)
         w = float(bin_width)
         if not (w > 0 and math.isfinite(w)):
             raise ValueError(f"bin_width must be finite and > 0, got {bin_width}")
-        k = np.floor(y / w + 0.5).astype(np.int64)
+        # the LDS grid [k w, (k+1) w) of labels shifted by w/2 is the centred grid of bin k
+        k = bin_index(y + 0.5 * w, bin_width=w)
         lo, hi = int(k.min()) - pad, int(k.max()) + pad
         counts = np.bincount(k - lo, minlength=hi - lo + 1).astype(np.float64)
         return np.arange(lo, hi + 1, dtype=np.float64) * w, counts
     e = np.asarray(edges, dtype=np.float64)
-    if e.ndim != 1 or e.shape[0] < 2 or not np.isfinite(e).all() or not (np.diff(e) > 0).all():
-        raise ValueError("edges must be a finite, strictly increasing 1-D array with at least 2 entries")
-    outside = (y < e[0]) | (y > e[-1])
-    if outside.any():
-        raise ValueError(
-            f"{int(outside.sum())} labels lie outside the edges [{e[0]}, {e[-1]}] "
-            f"(label range [{y.min()}, {y.max()}]); widen the edges or clip the labels first"
-        )
-    counts, _ = np.histogram(y, bins=e)
-    return 0.5 * (e[:-1] + e[1:]), counts.astype(np.float64)
+    idx = bin_index(y, edges=e, clip=False)
+    counts = np.bincount(idx, minlength=e.size - 1).astype(np.float64)
+    return 0.5 * (e[:-1] + e[1:]), counts
 
 
 # ---------------------------------------------------------------------------------------------
