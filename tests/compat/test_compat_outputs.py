@@ -119,3 +119,14 @@ def test_main_py_runs_the_readme_command_as_written() -> None:
     assert bad.stderr.strip().splitlines() == [
         "error: --experiment_settings position 3 (NORMALIZE) must be True or False (exactly), got 'maybe'"
     ]
+
+
+def test_missing_data_fails_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HETREG_DATA", str(tmp_path / "empty"))
+    code = cli_biv(["--experiment_settings=t,1,wine,True,200", "--model_settings=vanilla_ann,mse",
+                    "--noise_settings=False", "--epochs", "1", "--out", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and "winequality-red.csv" in err
+    assert len(err.strip().splitlines()) == 1
