@@ -18,6 +18,8 @@ __all__ = [
     "load_dataset",
     "register_dataset",
     "seeded_permutation",
+    "DataNotFoundError",
+    "dataset_status",
 ]
 
 # -- loader modules register themselves on import; each adds its import line below --
