@@ -267,9 +267,9 @@ example:
 Every position is described in docs/compat.md."""
 
 
-def _parse(argv: Sequence[str]) -> tuple[ResolvedExperiment, RunOptions]:
+def _parse(argv: Sequence[str], prog: str = "main.py") -> tuple[ResolvedExperiment, RunOptions]:
     parser = make_parser(
-        "main.py",
+        prog,
         "Run an experiment of the original BIV command line with hetreg.",
         _EPILOG,
         [
@@ -295,6 +295,6 @@ def _parse(argv: Sequence[str]) -> tuple[ResolvedExperiment, RunOptions]:
     return resolved, options
 
 
-def cli_biv(argv: list[str]) -> int:
+def cli_biv(argv: list[str], *, prog: str = "main.py") -> int:
     """Run the original BIV command line; returns the exit code (2 for an invalid command line)."""
-    return run_cli(argv, _parse)
+    return run_cli(argv, lambda args: _parse(args, prog))

@@ -211,9 +211,9 @@ example:
 Every position is described in docs/compat.md."""
 
 
-def _parse(argv: Sequence[str]) -> tuple[ResolvedExperiment, RunOptions]:
+def _parse(argv: Sequence[str], prog: str = "hetreg compat iv") -> tuple[ResolvedExperiment, RunOptions]:
     parser = make_parser(
-        "hetreg compat iv",
+        prog,
         "Run an experiment of the IV precursor command line (UTKFace, vanilla CNN) with hetreg.",
         _EPILOG,
         [
@@ -231,7 +231,7 @@ def _parse(argv: Sequence[str]) -> tuple[ResolvedExperiment, RunOptions]:
     return resolved, options
 
 
-def cli_iv(argv: list[str]) -> int:
+def cli_iv(argv: list[str], *, prog: str = "hetreg compat iv") -> int:
     """Run the IV precursor command line; returns the exit code (2 for an invalid command line)."""
-    return run_cli(argv, _parse)
+    return run_cli(argv, lambda args: _parse(args, prog))
 
