@@ -13,7 +13,8 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -151,16 +152,39 @@ class TensorBoardTracker:
             self._writer = None
 
 
+@contextmanager
+def _mlflow_file_store_allowed() -> Iterator[None]:
+    """Opt in to MLflow's local file store for the calls inside (MLflow >= 3.7 refuses it by
+    default: it is in maintenance mode), leaving the environment as it was afterwards."""
+    old = os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+        else:
+            os.environ["MLFLOW_ALLOW_FILE_STORE"] = old
+
+
 class MLflowTracker:
     """An MLflow run in a local file store ``<run_dir>/mlruns`` (needs ``mlflow`` or ``mlflow-skinny``).
 
     Uses an explicit ``MlflowClient`` bound to that store, so the global MLflow state (active
-    run, tracking URI) of the calling process is left alone.
+    run, tracking URI) of the calling process is left alone. Browse it with
+    ``MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri <run_dir>/mlruns``. Pass
+    ``tracking_uri`` (e.g. ``sqlite:///...``, which needs SQLAlchemy) to log elsewhere.
     """
 
-    def __init__(self, run_dir: str | Path, experiment: str = "hetreg", run_name: str | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        experiment: str = "hetreg",
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+    ) -> None:
         mlflow = _require("mlflow")
-        self.store = Path(run_dir).resolve() / "mlruns"
+        self.tracking_uri = tracking_uri or (Path(run_dir).resolve() / "mlruns").as_uri()
         self.experiment = experiment
         self.run_name = run_name
         self._client_cls = mlflow.tracking.MlflowClient
@@ -168,17 +192,19 @@ class MLflowTracker:
         self.run_id: str | None = None
 
     def start(self, config: Mapping[str, Any]) -> None:
-        self._client = self._client_cls(tracking_uri=self.store.as_uri())
-        found = self._client.get_experiment_by_name(self.experiment)
-        exp_id = found.experiment_id if found is not None else self._client.create_experiment(self.experiment)
-        run = self._client.create_run(exp_id, run_name=self.run_name)
-        self.run_id = run.info.run_id
-        for key, value in _flatten(config).items():
-            self._client.log_param(self.run_id, key, "null" if value is None else str(value)[:500])
+        with _mlflow_file_store_allowed():
+            self._client = self._client_cls(tracking_uri=self.tracking_uri)
+            found = self._client.get_experiment_by_name(self.experiment)
+            exp_id = found.experiment_id if found is not None else self._client.create_experiment(self.experiment)
+            run = self._client.create_run(exp_id, run_name=self.run_name)
+            self.run_id = run.info.run_id
+            for key, value in _flatten(config).items():
+                self._client.log_param(self.run_id, key, "null" if value is None else str(value)[:500])
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
-        for key, value in _scalars(metrics).items():
-            self._client.log_metric(self.run_id, key, value, step=step)
+        with _mlflow_file_store_allowed():
+            for key, value in _scalars(metrics).items():
+                self._client.log_metric(self.run_id, key, value, step=step)
 
     def finish(self, summary: Mapping[str, Any]) -> None:
         if self._client is None or self.run_id is None:
@@ -186,14 +212,17 @@ class MLflowTracker:
         status = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}.get(
             str(summary.get("status")), "FINISHED"
         )
-        self._client.set_terminated(self.run_id, status=status)
+        with _mlflow_file_store_allowed():
+            self._client.set_terminated(self.run_id, status=status)
         self._client = None
 
 
 class WandbTracker:
     """A Weights & Biases run in offline mode under ``<run_dir>/wandb`` (needs ``wandb``; no account).
 
-    ``WANDB_MODE=offline`` is set for the run; sync it later with ``wandb sync <run_dir>/wandb/offline-run-*``.
+    The run is created with ``mode="offline"`` (and ``WANDB_MODE=offline`` while it starts), so
+    nothing goes to the network and no API key is needed; sync it later with
+    ``wandb sync <run_dir>/wandb/offline-run-*``.
     """
 
     def __init__(self, run_dir: str | Path, project: str = "hetreg", run_name: str | None = None) -> None:
@@ -204,15 +233,24 @@ class WandbTracker:
         self._run: Any = None
 
     def start(self, config: Mapping[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        old = os.environ.get("WANDB_MODE")
         os.environ["WANDB_MODE"] = "offline"
-        self._run = self._wandb.init(
-            project=self.project,
-            name=self.run_name,
-            dir=str(self.dir),
-            config=dict(config),
-            mode="offline",
-            reinit="create_new",
-        )
+        try:
+            self._run = self._wandb.init(
+                project=self.project,
+                name=self.run_name,
+                dir=str(self.dir),
+                config=dict(config),
+                mode="offline",
+                reinit="create_new",
+                settings=self._wandb.Settings(silent=True, console="off", disable_git=True),
+            )
+        finally:
+            if old is None:
+                os.environ.pop("WANDB_MODE", None)
+            else:
+                os.environ["WANDB_MODE"] = old
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         self._run.log(_scalars(metrics), step=step)
