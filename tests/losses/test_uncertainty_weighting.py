@@ -105,3 +105,46 @@ def test_param_groups_and_float32():
     assert group["lr"] == 0.01 and len(group["params"]) == 2
     out = uw({"age": torch.tensor(1.0), "gender": torch.tensor(2.0)})
     assert out.dtype == torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# The worked example (examples/multitask_utkface.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def _example():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "hetreg_example_multitask_utkface"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "examples" / "multitask_utkface.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_example_runs_on_synthetic_data(capsys):
+    threads = str(torch.get_num_threads())  # keep the session's thread count
+    out = _example().main(["--synthetic", "--samples", "600", "--epochs", "2", "--batch-size", "100", "--threads", threads])
+    assert set(out) == {"mae_years", "accuracy", "sigma_age", "sigma_gender"}
+    assert all(math.isfinite(v) for v in out.values())
+    assert out["sigma_age"] != 1.0 and out["sigma_gender"] != 1.0  # the σ_i were learned
+    assert "learned σ_age" in capsys.readouterr().out
+
+
+def test_example_parses_gender_from_every_utkface_file_name():
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("HETREG_DATA")
+    folder = Path(root) / "utkface" / "UTKFace" if root else None
+    if folder is None or not folder.is_dir():
+        pytest.skip("HETREG_DATA is unset or has no utkface/UTKFace folder")
+    genders = [_example().parse_gender(name) for name in os.listdir(folder)]
+    assert (genders.count(0), genders.count(1)) == (12391, 11317)  # the counts of the data README
+    with pytest.raises(ValueError, match="gender"):
+        _example().parse_gender("25_x_0_2017.jpg.chip.jpg")
