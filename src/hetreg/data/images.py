@@ -127,18 +127,28 @@ class ImageArray:
     decoded: int
 
 
+def file_name(path: str) -> str:
+    """The last component of a path string (``os.path.basename``, faster on POSIX)."""
+    return path.rpartition(os.sep)[2] if os.altsep is None else os.path.basename(path)
+
+
 def cache_key(paths: Sequence[str | os.PathLike[str]], size: int, *, draft: bool = True) -> str:
     """Hash of the file list (names, byte sizes, modification times), the size and the decoder.
 
     The list is hashed in the order given; :func:`load_images` callers pass sorted lists so the
     key does not depend on the file system's directory order.
     """
-    h = hashlib.sha256()
-    h.update(f"hetreg-images v{CACHE_VERSION} size={size} draft={draft} resample={RESAMPLE.name}\n".encode())
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{os.path.basename(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:32]
+    files = [os.fspath(p) for p in paths]
+    return _cache_key(files, [file_name(p) for p in files], size, draft)
+
+
+def _cache_key(files: list[str], names: list[str], size: int, draft: bool) -> str:
+    parts = [f"hetreg-images v{CACHE_VERSION} size={size} draft={draft} resample={RESAMPLE.name}"]
+    stat = os.stat
+    for path, name in zip(files, names):
+        st = stat(path)
+        parts.append(f"{name}\0{st.st_size}\0{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 def default_workers() -> int:
@@ -210,9 +220,9 @@ def _build_cache(
         "version": CACHE_VERSION,
         "size": size,
         "draft": draft,
-        "names": [os.path.basename(p) for p in paths],
+        "names": [file_name(p) for p in paths],
         "sha256": digests,
-        "errors": {os.path.basename(paths[i]): e for i, e in enumerate(errors) if e is not None},
+        "errors": {file_name(paths[i]): e for i, e in enumerate(errors) if e is not None},
     }
     tmp_manifest = _atomic_path(manifest)
     try:
@@ -263,14 +273,14 @@ def load_images(
     files = [os.fspath(p) for p in paths]
     if not files:
         raise ValueError("paths is empty; pass at least one image file")
-    names = [os.path.basename(p) for p in files]
+    names = [file_name(p) for p in files]
     if len(set(names)) != len(names):
         raise ValueError("paths contains repeated file names; the image cache identifies files by name")
     size = int(size)
     folder = Path(cache_root).expanduser() if cache_root is not None else cache_dir()
     folder = folder / "images"
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(files, size, draft=draft)
+    key = _cache_key(files, names, size, draft)
     npy, manifest = folder / f"{key}.npy", folder / f"{key}.json"
 
     cached = _read_cache(npy, manifest, names, size)

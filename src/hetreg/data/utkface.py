@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from hetreg.data.base import RegressionData, Split, register_dataset, seeded_permutation
-from hetreg.data.images import load_images
+from hetreg.data.images import file_name, load_images
 from hetreg.data.location import data_root, data_root_source
 
 OFFICIAL_PAGE = "https://susanqq.github.io/UTKFace/"
@@ -242,7 +242,7 @@ def load_utkface(root: str | os.PathLike[str] | None = None, seed: int = 0, **op
     labelled: list[str] = []
     skipped: dict[str, str] = {}
     for path in files:
-        name = os.path.basename(path)
+        name = file_name(path)
         try:
             ages.append(parse_age(name))
         except ValueError as exc:
@@ -256,7 +256,7 @@ def load_utkface(root: str | os.PathLike[str] | None = None, seed: int = 0, **op
     images = load_images(labelled, opts.image_size, draft=opts.fast_decode, workers=opts.workers)
     skipped.update(images.errors)
     ok = np.flatnonzero(images.ok)
-    names = [os.path.basename(labelled[i]) for i in ok]
+    names = [file_name(labelled[i]) for i in ok]
     y_all = np.asarray(ages, dtype=np.float32)[ok]
     digests = [images.sha256[i] for i in ok]
 
