@@ -360,7 +360,8 @@ class BalancedMSELoss(RegressionLoss):
             metres or z-scored labels, 10 for ages in years with BMC/BNI/GAI, 8 for prices in $1000s).
         learn_sigma: learn σ jointly (the default of the original code), else keep it fixed.
         prior: :class:`HistogramPrior` for BNI, :class:`GMMPrior` for GAI; BMC takes none.
-        max_candidates: BMC only; see :func:`bmc_loss`.
+        max_candidates: BMC only; see :func:`bmc_loss`. The module draws the candidate set
+            from torch's global generator (seed it with ``torch.manual_seed`` to reproduce).
         rescale: multiply by :math:`2\\sigma^2` detached (MSE-scale gradients).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
     """
