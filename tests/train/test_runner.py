@@ -139,6 +139,19 @@ def test_resume_refuses_another_configuration_and_an_empty_directory(tmp_path):
         run_experiment(make_config(), tmp_path / "other", resume=True, quiet=True)
 
 
+def test_the_callers_global_rng_is_left_alone(tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_experiment(make_config("train.epochs=1", "model.options={hidden: [8], dropout: 0.5}"), tmp_path / "run", quiet=True)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_augmentation_of_tabular_data_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="applies to image datasets only"):
+        run_experiment(make_config("train.augment=hflip"), tmp_path / "run", quiet=True)
+
+
 def test_num_threads_is_set_during_the_run_and_restored(tmp_path):
     before = torch.get_num_threads()
     seen = []
@@ -312,6 +325,7 @@ def test_nan_loss_stops_with_status_failed_and_keeps_the_last_good_checkpoint(tm
     assert summary["status"] == "failed"
     assert "nan" in summary["message"] and "epoch 3, step 8" in summary["message"] and "last.pt" in summary["message"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
+    assert summary["error"] == summary["message"]
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     ref = load_checkpoint(tmp_path / "ref" / "last.pt")
     assert ckpt["state"]["epoch"] == 2

@@ -592,13 +592,16 @@ class TrainConfig(_Section):
 
     ``eval_every`` is ``"epoch"`` (evaluate at the end of every epoch) or a number of optimizer
     steps; the final model is always evaluated. ``augment="hflip"`` flips image batches
-    horizontally with probability 1/2 (images only).
+    horizontally with probability 1/2 (images only). ``eval_batch_size`` is the chunk size of
+    evaluation (default: 4096 rows for tabular data, ``batch_size`` images for image data).
+    ``num_threads`` sets ``torch.set_num_threads`` for the run (restored afterwards); on a
+    small shared machine 1 is often fastest for small models.
     """
 
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(256, ge=1)
     eval_every: Literal["epoch"] | int = "epoch"
-    eval_batch_size: int = Field(1024, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1, description="default: 4096 rows (tabular), batch_size (images)")
     shuffle: bool = True
     drop_last: bool = False
     augment: Literal["none", "hflip"] = "none"

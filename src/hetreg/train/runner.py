@@ -363,6 +363,14 @@ class _Run:
                 "set noise.distribution (simulated noise) or use a dataset with a variance column"
             )
         self.var_for_loss = self.prep.var_train if needs_var else None
+        if cfg.train.augment != "none" and self.prep.kind != "image":
+            raise ValueError(
+                f"train.augment={cfg.train.augment!r} applies to image datasets only; "
+                f"{cfg.data.name!r} is {self.prep.kind}: set train.augment to 'none'"
+            )
+        self.eval_batch_size = cfg.train.eval_batch_size or (
+            cfg.train.batch_size if self.prep.kind == "image" else 4096
+        )
         self.optimizer = _build_optimizer(cfg, self.model, self.loss_fn)
         train_seed = cfg.seed_for("train")
         self.shuffle_gen = torch.Generator().manual_seed(derive_seed(train_seed, "shuffle"))
@@ -413,7 +421,7 @@ class _Run:
     # -- evaluation ------------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, float]:
-        prep, std, bs = self.prep, self.prep.standardizer, self.cfg.train.eval_batch_size
+        prep, std, bs = self.prep, self.prep.standardizer, self.eval_batch_size
         out: dict[str, float] = {}
         for name, split in (("test", prep.test), ("val", prep.val)):
             pred, _ = predict(self.model, split.x, batch_size=bs, transform=prep.transform)
@@ -559,6 +567,7 @@ class _Run:
         return {
             "status": status,
             "message": message,
+            "error": message if status == "failed" else None,
             "name": self.cfg.name,
             "config_hash": self.hash,
             "epochs": st.epoch,
@@ -681,7 +690,8 @@ def run_experiment(
         torch.set_num_threads(cfg.train.num_threads)
     run = _Run(cfg, run_dir, quiet=quiet, callbacks=callbacks)
     try:
-        return _execute(run, checkpoint)
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
+            return _execute(run, checkpoint)
     finally:
         if cfg.train.num_threads is not None:
             torch.set_num_threads(previous_threads)
