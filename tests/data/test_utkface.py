@@ -16,6 +16,7 @@ from PIL import Image
 
 from hetreg.data import Standardizer, dataset_names, images, load_dataset
 from hetreg.data.images import UnreadableImageWarning
+from hetreg.data.status import DataNotFoundError
 from hetreg.data.utkface import (
     N_IMAGES,
     OFFICIAL_PAGE,
@@ -87,6 +88,7 @@ def test_missing_folder_error_says_where_and_how(tmp_path: Path, monkeypatch) ->
     with pytest.raises(FileNotFoundError) as err:
         load_dataset("utkface", root=str(tmp_path))
     msg = str(err.value)
+    assert isinstance(err.value, DataNotFoundError) and err.value.path == tmp_path / "utkface" / "UTKFace"
     assert str(tmp_path / "utkface" / "UTKFace") in msg
     assert "root argument" in msg
     assert "non-commercial" in msg and "cannot be downloaded" in msg

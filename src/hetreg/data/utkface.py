@@ -37,6 +37,7 @@ import torch
 from hetreg.data.base import RegressionData, Split, register_dataset, seeded_permutation
 from hetreg.data.images import file_name, load_images
 from hetreg.data.location import data_root, data_root_source
+from hetreg.data.status import DataNotFoundError, missing_data_error
 
 OFFICIAL_PAGE = "https://susanqq.github.io/UTKFace/"
 #: Images in the full release, and the original split sizes (train = first 16,000, test = last 4,000).
@@ -105,16 +106,15 @@ def parse_age(name: str) -> int:
         ) from None
 
 
-def missing_folder_message(folder: Path, root: str | os.PathLike[str] | None) -> str:
-    """The error text for a missing UTKFace folder: where we looked and how to install it."""
-    return (
-        f"UTKFace images not found: looked for the folder {folder} (data folder chosen from "
-        f"{data_root_source(root)}). UTKFace cannot be downloaded automatically: its licence allows "
-        f"non-commercial research use only. Get the 'Aligned & Cropped Faces' set (UTKFace.tar.gz) "
-        f"from the official page {OFFICIAL_PAGE} and unpack it so that the images are in "
-        f"<data folder>/utkface/UTKFace/<age>_<gender>_<race>_<datetime>.jpg.chip.jpg; then pass "
-        f"root=<data folder> or set HETREG_DATA."
+def missing_folder_error(folder: Path, root: str | os.PathLike[str] | None) -> DataNotFoundError:
+    """The error for a missing UTKFace folder: where we looked, why there, and how to get the data."""
+    hint = (
+        "UTKFace cannot be downloaded automatically: its licence allows non-commercial research use "
+        "only. Get the 'Aligned & Cropped Faces' set (UTKFace.tar.gz) from the official page "
+        f"{OFFICIAL_PAGE} and unpack it so that the images are in <data folder>/utkface/UTKFace/ with "
+        "their original names."
     )
+    return missing_data_error("utkface", folder, root, hint=hint)
 
 
 def list_image_files(folder: str | os.PathLike[str]) -> list[str]:
@@ -217,8 +217,8 @@ def load_utkface(root: str | os.PathLike[str] | None = None, seed: int = 0, **op
         groups, the skipped files and the cache used.
 
     Raises:
-        FileNotFoundError: the folder is missing (the message says where it looked and how to get
-            the data; it cannot be downloaded).
+        DataNotFoundError: (a ``FileNotFoundError``) the folder is missing; the message says where
+            it looked, why there, and how to get the data (it cannot be downloaded).
         ValueError: bad options, or more images requested than available.
     """
     valid = [f.name for f in fields(UTKFaceOptions)]
@@ -231,7 +231,7 @@ def load_utkface(root: str | os.PathLike[str] | None = None, seed: int = 0, **op
     base = data_root(root) / "utkface"
     folder = base / "UTKFace"
     if not folder.is_dir():
-        raise FileNotFoundError(missing_folder_message(folder, root))
+        raise missing_folder_error(folder, root)
     files = list_image_files(folder)
     n_listed = len(files)
     if opts.max_images is not None and opts.max_images < len(files):
