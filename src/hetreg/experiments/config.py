@@ -23,6 +23,11 @@ Units (the semantics of the original BIV code are kept):
   points², ...) and is divided by s_y² by the trainer when labels are normalised, so the same
   threshold keeps the same samples whether or not normalisation is on.
 * ``noise.distribution`` describes the per-label noise variance in raw squared label units.
+* ``loss.prior_bin_width`` (BNI) and the LDS bins (``lds.bin_width``, ``lds.edges``) are in raw
+  label units.
+* With ``data.normalize`` the labels are z-scored with the mean and (unbiased) standard
+  deviation s_y of the **clean** training labels; metrics are reported both in these
+  normalised units (``test_mse``) and in raw units (``test_mse_raw``, ...).
 
 Seeds: one root ``seed`` derives independent seeds for the data split, the label noise, the
 model initialisation and the training stream (batch order, dropout, augmentation); each may be
@@ -46,6 +51,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "DEFAULT_SIGMA_LR",
+    "PRIOR_LOSSES",
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
@@ -62,6 +69,7 @@ __all__ = [
     "TRACKERS",
     "apply_overrides",
     "config_hash",
+    "config_to_dict",
     "derive_seed",
     "format_validation_error",
     "load_config",
