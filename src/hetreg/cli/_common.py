@@ -56,7 +56,7 @@ def is_quiet(local: bool = False) -> bool:
 def info(message: str, *, quiet: bool = False) -> None:
     """A progress message on stderr, unless quiet."""
     if not is_quiet(quiet):
-        err_console().print(message, markup=False)
+        err_console().print(message, markup=False, soft_wrap=True)
 
 
 def one_line(exc: BaseException) -> str:

@@ -251,9 +251,9 @@ def train(
         cfg = load_config(resume / "config.yaml")
         run_dir = resume
     else:
+        _check_sets(sets)
         if config is None:
             raise fail("missing --config FILE (or --resume RUN_DIR to continue a run)")
-        _check_sets(sets)
         cfg = load_config(config)
         if sets:
             cfg = apply_overrides(cfg, sets)
@@ -318,9 +318,12 @@ def sweep(
       hetreg sweep --resume hetreg-runs/sweep-wine-20250101-120000
     """
     from hetreg.experiments.config import apply_overrides, load_config
+    from hetreg.experiments.executor import build_executor, executor_names
     from hetreg.experiments.grid import parse_grid
     from hetreg.experiments.sweep import SweepSpec, load_sweep
 
+    if executor not in executor_names():
+        build_executor(executor)  # raises ValueError listing the valid executors
     if resume is not None:
         if config is not None or grid or sets:
             raise fail("--resume reruns the sweep stored in the folder; do not combine it with --config, --grid or --set")
@@ -329,10 +332,10 @@ def sweep(
         spec = load_sweep(resume)
         target = resume
     else:
-        if config is None:
-            raise fail("missing --config FILE (or --resume OUT to rerun a sweep)")
         axes = parse_grid(grid, flag="--grid")
         _check_sets(sets)
+        if config is None:
+            raise fail("missing --config FILE (or --resume OUT to rerun a sweep)")
         cfg = load_config(config)
         if sets:
             cfg = apply_overrides(cfg, sets)

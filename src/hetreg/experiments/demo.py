@@ -55,16 +55,20 @@ def demo_noise() -> dict[str, Any]:
 
 
 def demo_base(quick: bool = False) -> dict[str, Any]:
-    """The base configuration of the main job (``quick``: a smaller, faster variant for CI)."""
+    """The base configuration of the main job (``quick``: a smaller, faster variant for CI).
+
+    Sized for the whole job (20 runs) to take well under 3 minutes on 2 cores: 3000 rows
+    (2160 for training), an MLP 8-64-64-1, Adam with lr 2e-3, batch 64, 20 epochs.
+    """
     return {
         "name": "demo",
         "seed": 0,
-        "data": {"name": "synthetic-hetero", "options": {"n": 1500 if quick else 4000, "d": 8}},
+        "data": {"name": "synthetic-hetero", "options": {"n": 1000 if quick else 3000, "d": 8}},
         "noise": {"distribution": demo_noise()},
-        "model": {"name": "mlp", "options": {"hidden": [32, 32]} if quick else {"hidden": [64, 64]}},
+        "model": {"name": "mlp", "options": {"hidden": [32, 32] if quick else [64, 64]}},
         "loss": {"name": "mse"},
-        "optimizer": {"name": "adam", "lr": 1e-3},
-        "train": {"epochs": 4 if quick else 30, "batch_size": 64},
+        "optimizer": {"name": "adam", "lr": 2e-3},
+        "train": {"epochs": 3 if quick else 20, "batch_size": 64},
     }
 
 

@@ -127,7 +127,7 @@ def execute_run(spec: RunSpec) -> RunResult:
         written = summary.get("status")
         if written in ("failed", "interrupted"):
             status = str(written)
-            error = str(summary.get("error") or f"the run reported status {written}").strip().splitlines()[0]
+            error = str(summary.get("error") or summary.get("message") or f"the run reported status {written}").strip().splitlines()[0]
         elif written != "completed":
             status, error = "failed", "the run finished without writing a completed summary.json"
     if status != "completed":
@@ -264,23 +264,57 @@ class LocalExecutor(Executor):
 
 
 _EXECUTORS: dict[str, Callable[..., Executor]] = {}
+#: Modules that register executors when imported; loaded on the first lookup by name.
+PLUGIN_MODULES = ("hetreg.experiments.slurm",)
+_plugins_loaded = False
+_PLUGIN_ERRORS: dict[str, str] = {}
 
 
 def register_executor(name: str, factory: Callable[..., Executor]) -> None:
-    """Register ``factory(workers=None, **options) -> Executor`` under ``name``."""
+    """Register ``factory(workers=None, **options) -> Executor`` under ``name``.
+
+    Executors living in other modules register themselves at import; list such a module in
+    :data:`PLUGIN_MODULES` or expose it as an entry point of the group ``hetreg.executors``
+    (``name = "package.module"``) so that ``--executor NAME`` finds it.
+    """
     if name in _EXECUTORS:
         raise ValueError(f"an executor named {name!r} is already registered")
     _EXECUTORS[name] = factory
 
 
+def _load_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    modules = list(PLUGIN_MODULES)
+    try:
+        from importlib.metadata import entry_points
+
+        modules += [ep.value.partition(":")[0] for ep in entry_points(group="hetreg.executors")]
+    except Exception:  # noqa: BLE001 - broken metadata must not break the local executor
+        pass
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the plugin exists but one of its imports is missing
+                _PLUGIN_ERRORS[module] = one_line(exc)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the local executor
+            _PLUGIN_ERRORS[module] = one_line(exc)
+
+
 def executor_names() -> list[str]:
+    _load_plugins()
     return sorted(_EXECUTORS)
 
 
 def build_executor(name: str, **options: Any) -> Executor:
     """Build the executor registered as ``name``; unknown names list the valid ones."""
+    _load_plugins()
     if name not in _EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(executor_names())}")
+        broken = "".join(f" ({module} could not be imported: {err})" for module, err in _PLUGIN_ERRORS.items())
+        raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(executor_names())}{broken}")
     return _EXECUTORS[name](**options)
 
 

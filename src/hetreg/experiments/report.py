@@ -125,6 +125,25 @@ def _varying_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def _matches(asked: Any, actual: Any) -> bool:
+    """Whether a run's configuration value ``actual`` is the grid value ``asked``.
+
+    Mappings match when every key given in ``asked`` has that value in ``actual`` (the stored
+    configuration also holds the defaults the grid value left out).
+    """
+    if isinstance(asked, Mapping):
+        return isinstance(actual, Mapping) and all(k in actual and _matches(v, actual[k]) for k, v in asked.items())
+    return format_value(asked) == format_value(actual)
+
+
+def grid_value(values: Sequence[Any], actual: Any) -> Any:
+    """The first of the swept ``values`` that ``actual`` matches (its short form), else ``actual``."""
+    for value in values:
+        if _matches(value, actual):
+            return value
+    return actual
+
+
 def load_results(root: Path) -> ResultSet:
     """Collect the runs under ``root``: a sweep folder, a folder of run folders, or one run folder.
 
@@ -150,7 +169,7 @@ def load_results(root: Path) -> ResultSet:
             RunRow(
                 run_id=r.run_id,
                 status=r.status,
-                values={k: get_dotted(r.config, k) for k in keys},
+                values={k: grid_value(value_order.get(k, ()), get_dotted(r.config, k)) for k in keys},
                 metrics=runstore.summary_metrics(r.summary) if r.status == "completed" else {},
                 record=r,
                 error=r.error,

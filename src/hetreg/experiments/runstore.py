@@ -151,6 +151,8 @@ def read_run(run_dir: Path) -> RunRecord:
     run_dir = Path(run_dir)
     summary = read_json(run_dir / SUMMARY_FILE)
     error = summary.get("error")
+    if error is None and summary.get("status") in ("failed", "interrupted"):
+        error = summary.get("message")  # the trainer's own explanation
     if isinstance(error, str):
         error = error.strip().splitlines()[-1] if error.strip() else None
     else:
