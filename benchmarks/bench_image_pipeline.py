@@ -79,7 +79,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per size")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     print(f"cores usable: {default_workers()}, torch threads: {torch.get_num_threads()}, "
           f"load average at start: {os.getloadavg()[0]:.1f}")

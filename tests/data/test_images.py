@@ -223,3 +223,12 @@ def test_no_warnings_on_a_clean_load(folder: list[Path], tmp_path: Path) -> None
         warnings.simplefilter("error")
         load_images(folder, 8, cache_root=tmp_path, workers=1)
         load_images(folder, 8, cache_root=tmp_path, workers=1)
+
+
+def test_hflip_of_a_channels_last_batch() -> None:
+    """Standardizer.transform_x returns a permuted (channels-last) tensor: same result, same layout."""
+    x = torch.randint(0, 255, (9, 5, 6, 3), dtype=torch.uint8).permute(0, 3, 1, 2).float()
+    out = augment_hflip(x, torch.Generator().manual_seed(1))
+    ref = augment_hflip(x.contiguous(), torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out, ref)
+    assert out.stride() == x.stride()

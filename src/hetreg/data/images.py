@@ -324,7 +324,6 @@ def augment_hflip(batch: Tensor, generator: torch.Generator | None = None, p: fl
         raise ValueError(f"batch must be a tensor (n, C, H, W), got {shape}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be a probability in [0, 1], got {p}")
-    mask = hflip_mask(batch.shape[0], generator, p).to(batch.device)
-    out = batch.clone()
-    out[mask] = batch[mask].flip(-1)
-    return out
+    rows = hflip_mask(batch.shape[0], generator, p).nonzero().squeeze(1).to(batch.device)
+    out = batch.clone()  # keeps the memory format (contiguous or channels-last)
+    return out.index_copy_(0, rows, batch.index_select(0, rows).flip(-1))
