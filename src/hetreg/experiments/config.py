@@ -284,9 +284,9 @@ class ModelConfig(_Section):
 
 
 def _loss_factory(name: str) -> Any:
-    from hetreg.losses import registry
+    from hetreg.losses import loss_factory
 
-    return registry._REGISTRY[name]
+    return loss_factory(name)
 
 
 def _loss_names() -> list[str]:

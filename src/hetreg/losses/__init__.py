@@ -21,7 +21,7 @@ from hetreg.losses.inverse_variance import (
 from hetreg.losses.mse import MSELoss, mse_loss
 from hetreg.losses.nll import BetaNLLLoss, GaussianNLLLoss, beta_nll_loss, gaussian_nll_loss, positive_variance
 from hetreg.losses.reduction import reduce_terms
-from hetreg.losses.registry import build_loss, loss_names, register_loss
+from hetreg.losses.registry import build_loss, loss_factory, loss_names, register_loss
 
 register_loss("mse", MSELoss)
 register_loss("iv", IVLoss)
@@ -35,6 +35,7 @@ __all__ = [
     "reduce_terms",
     "build_loss",
     "loss_names",
+    "loss_factory",
     "register_loss",
     "mse_loss",
     "MSELoss",

@@ -20,6 +20,13 @@ def loss_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def loss_factory(name: str) -> Callable[..., RegressionLoss]:
+    """The factory registered as ``name`` (a loss class, or a ``functools.partial`` of one)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(loss_names())}")
+    return _REGISTRY[name]
+
+
 def build_loss(name: str, **params: Any) -> RegressionLoss:
     """Build the loss module registered as ``name`` with keyword ``params``.
 
