@@ -173,3 +173,26 @@ def test_datasets(tmp_path: Path) -> None:
     wine = next(line for line in lines if line.lstrip("│ ").startswith("wine"))
     assert "no" in wine and "missing" in wine
     assert f"data folder: {tmp_path}" in result.stderr
+
+
+def test_default_output_folders_are_new(tmp_path: Path) -> None:
+    from hetreg.cli._common import check_fresh_folder, new_run_folder
+
+    first = new_run_folder("demo", root=tmp_path)
+    assert first.parent == tmp_path and first.name.startswith("demo-") and not first.exists()
+    first.mkdir()
+    second = new_run_folder("demo", root=tmp_path)
+    assert second != first and not second.exists()
+    check_fresh_folder(tmp_path / "absent")
+    check_fresh_folder(first)  # empty: fine
+    (first / "x").write_text("mine")
+    with pytest.raises(FileExistsError, match="already exists and is not empty"):
+        check_fresh_folder(first)
+
+
+def test_executor_options_reach_the_executor() -> None:
+    result = invoke("sweep", "--executor", "local", "-E", "nodes=3", "--config", "x.yaml")
+    assert result.exit_code == 2
+    assert "bad option for executor 'local': TypeError: " in one_error_line(result) and "nodes" in result.stderr
+    result = invoke("sweep", "-E", "grace", "--config", "x.yaml")
+    assert result.exit_code == 2 and one_error_line(result).startswith("error: --executor-option 'grace': expected key=value")

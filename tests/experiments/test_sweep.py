@@ -219,3 +219,20 @@ def test_process_pool_runs_in_parallel_workers(tmp_path: Path) -> None:
     for p in outcome.planned:
         log = (p.run_dir / "run.log").read_text()
         assert ("completed" in log) != bool(p.overrides["fake.fail"])
+
+
+def test_worker_initializer_limits_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from hetreg.experiments import executor as executor_mod
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(executor_mod, "_WORKER_THREADS", None)
+    before = torch.get_num_threads()
+    try:
+        executor_mod._init_worker(1)
+        assert torch.get_num_threads() == 1
+        assert {executor_mod.os.environ[v] for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")} == {"1"}
+    finally:
+        torch.set_num_threads(before)

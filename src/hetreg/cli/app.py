@@ -74,14 +74,12 @@ def _main(
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Same as the global --quiet.")
 
 
-def _execute_sweep(spec: Any, out: Path, *, workers: int | None, executor: str, quiet: bool) -> Any:
-    """Run a sweep with a progress bar over runs; returns the SweepOutcome."""
+def _execute_sweep(spec: Any, out: Path, *, runner: Any, executor: str, quiet: bool) -> Any:
+    """Run a sweep on the executor ``runner`` with a progress bar over runs; returns the SweepOutcome."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from hetreg.experiments.executor import build_executor
     from hetreg.experiments.sweep import run_sweep
 
-    runner = build_executor(executor, workers=workers)
     progress: Progress | None = None
     task: Any = None
     failed = 0
@@ -208,11 +206,12 @@ def run_demo(
       hetreg run --quick --quiet
     """
     from hetreg.experiments.demo import demo_spec
+    from hetreg.experiments.executor import LocalExecutor
 
     start = time.monotonic()
     spec = demo_spec(quick=quick, seeds=seeds)
     target = out if out is not None else new_run_folder("demo")
-    outcome = _execute_sweep(spec, target, workers=workers, executor="local", quiet=quiet)
+    outcome = _execute_sweep(spec, target, runner=LocalExecutor(workers), executor="local", quiet=quiet)
     try:
         _finish_sweep(target, outcome, write=True, metric="test_mse_raw", baseline="mse", baseline_key="loss.name", quiet=quiet)
     finally:
@@ -291,7 +290,8 @@ def sweep(
     sets: List[str] = typer.Option([], "--set", "-s", help="Override a key of the base configuration (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default: a new hetreg-runs/sweep-<name>-<time>/)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Runs in parallel (default: the number of cores)."),
-    executor: str = typer.Option("local", "--executor", help="Where runs execute: local (a process pool on this machine)."),
+    executor: str = typer.Option("local", "--executor", help="Where runs execute: local (a process pool on this machine), or a registered plugin such as slurm."),
+    executor_options: List[str] = typer.Option([], "--executor-option", "-E", help="Option of the executor, key=value (repeatable), e.g. -E partition=gpu -E time_min=120 for slurm."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Rerun a sweep folder from its sweep.json: skip completed runs, resume the rest."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html / report.md / results.csv into the sweep folder."),
     metric: str = typer.Option("test_mse_raw", "--metric", help="Metric of the report table."),
@@ -316,14 +316,15 @@ def sweep(
       hetreg sweep -c wine.yaml --grid loss.eps=0.01,0.1,0.5 --grid seed=0-4 --workers 2
       hetreg sweep -c wine.yaml --grid "loss={name: mse},{name: biv, eps: 0.5}" --grid seed=0-4
       hetreg sweep --resume hetreg-runs/sweep-wine-20250101-120000
+      hetreg sweep -c wine.yaml --grid seed=0-9 --executor slurm -E partition=cpu -E time_min=30
     """
     from hetreg.experiments.config import apply_overrides, load_config
-    from hetreg.experiments.executor import build_executor, executor_names
-    from hetreg.experiments.grid import parse_grid
+    from hetreg.experiments.executor import build_executor
+    from hetreg.experiments.grid import parse_assignment, parse_grid
     from hetreg.experiments.sweep import SweepSpec, load_sweep
 
-    if executor not in executor_names():
-        build_executor(executor)  # raises ValueError listing the valid executors
+    options = dict(parse_assignment(item, flag="--executor-option") for item in executor_options)
+    runner = build_executor(executor, workers=workers, **options)  # unknown names list the valid ones
     if resume is not None:
         if config is not None or grid or sets:
             raise fail("--resume reruns the sweep stored in the folder; do not combine it with --config, --grid or --set")
@@ -341,7 +342,7 @@ def sweep(
             cfg = apply_overrides(cfg, sets)
         spec = SweepSpec(base=cfg.model_dump(mode="json"), grid=axes)
         target = out if out is not None else new_run_folder(f"sweep-{cfg.name}")
-    outcome = _execute_sweep(spec, target, workers=workers, executor=executor, quiet=quiet)
+    outcome = _execute_sweep(spec, target, runner=runner, executor=executor, quiet=quiet)
     _finish_sweep(target, outcome, write=report, metric=metric, baseline=baseline, baseline_key=baseline_key, quiet=quiet)
 
 

@@ -27,7 +27,8 @@ import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -198,19 +199,25 @@ class LocalExecutor(Executor):
     """Runs on this machine: in-process for one worker, else in a pool of processes.
 
     Each worker process limits torch (``torch.set_num_threads``) and the BLAS libraries to
-    ``cores // workers`` threads so that the machine is not oversubscribed. Processes are started with ``spawn`` (forking a process that already ran
-    torch can deadlock in its thread pools).
+    ``cores // workers`` threads so that the machine is not oversubscribed. Processes are
+    started with ``spawn`` (forking a process that already ran torch can deadlock in its thread
+    pools), and at most ``workers`` runs are handed to them at a time.
+
+    On Ctrl-C the runs in progress get ``grace`` seconds to record themselves as interrupted
+    (they received the signal too), then the workers are stopped; every run stays resumable.
 
     Args:
         workers: number of runs in parallel (default: the number of cores).
+        grace: seconds to wait for the runs in progress after an interrupt.
     """
 
     name = "local"
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, grace: float = 5.0) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         self.workers = workers or os.cpu_count() or 1
+        self.grace = grace
 
     def submit(
         self, runs: Sequence[RunSpec], on_result: Callable[[RunResult], None] | None = None
@@ -226,41 +233,87 @@ class LocalExecutor(Executor):
                 if on_result is not None:
                     on_result(result)
             return results
+        return self._submit_pool(runs, workers, on_result, results)
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         import multiprocessing
 
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads_per_worker(workers),)
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads_per_worker(workers),),
         )
-        futures: dict[Future[RunResult], RunSpec] = {}
+
+    def _submit_pool(
+        self,
+        runs: Sequence[RunSpec],
+        workers: int,
+        on_result: Callable[[RunResult], None] | None,
+        results: list[RunResult],
+    ) -> list[RunResult]:
+        # At most `workers` runs are handed to the pool at a time (the pool would otherwise queue
+        # extra runs in its workers, which would still start after a Ctrl-C).
+        pending = list(runs)
+        inflight: dict[Future[RunResult], RunSpec] = {}
+        pool = self._new_pool(workers)
         try:
-            futures = {pool.submit(execute_run, spec): spec for spec in runs}
-            for future in as_completed(futures):
-                spec = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
-                    result = RunResult(
-                        run_id=spec.run_id,
-                        status="failed",
-                        error=f"worker process failed: {one_line(exc)}",
-                        log_path=str(Path(spec.run_dir) / runstore.LOG_FILE),
-                    )
-                    summary = runstore.read_json(Path(spec.run_dir) / runstore.SUMMARY_FILE)
-                    runstore.write_json(
-                        Path(spec.run_dir) / runstore.SUMMARY_FILE,
-                        {**summary, "status": "failed", "error": result.error, "log": result.log_path},
-                    )
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
+            while pending or inflight:
+                while pending and len(inflight) < workers:
+                    spec = pending.pop(0)
+                    inflight[pool.submit(execute_run, spec)] = spec
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in done:
+                    spec = inflight.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                        broken = broken or isinstance(exc, BrokenProcessPool)
+                        result = _worker_failure(spec, exc)
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+                if broken:  # every run of a broken pool fails; start a fresh pool for the rest
+                    for future, spec in list(inflight.items()):
+                        result = _worker_failure(spec, BrokenProcessPool("a worker process died"))
+                        results.append(result)
+                        if on_result is not None:
+                            on_result(result)
+                    inflight.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self._new_pool(workers)
         except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
+            # runs that received the signal as well record "interrupted"; then stop the workers
+            wait(inflight, timeout=self.grace)
             raise
-        pool.shutdown(wait=True)
+        finally:
+            if inflight:
+                _terminate_workers(pool)
+            pool.shutdown(wait=not inflight, cancel_futures=True)
         return results
+
+
+def _worker_failure(spec: RunSpec, exc: BaseException) -> RunResult:
+    """Record a run whose worker process failed (it could not record anything itself)."""
+    log_path = str(Path(spec.run_dir) / runstore.LOG_FILE)
+    error = f"worker process failed: {one_line(exc)}"
+    summary = runstore.read_json(Path(spec.run_dir) / runstore.SUMMARY_FILE)
+    if summary.get("status") != "completed":
+        summary = {**summary, "status": "failed", "error": error, "log": log_path}
+        runstore.write_json(Path(spec.run_dir) / runstore.SUMMARY_FILE, summary)
+    return RunResult(run_id=spec.run_id, status=str(summary["status"]), error=error, log_path=log_path, summary=summary)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the worker processes of ``pool`` now (their runs stay resumable from ``last.pt``)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(timeout=5)
 
 
 _EXECUTORS: dict[str, Callable[..., Executor]] = {}
@@ -315,7 +368,10 @@ def build_executor(name: str, **options: Any) -> Executor:
     if name not in _EXECUTORS:
         broken = "".join(f" ({module} could not be imported: {err})" for module, err in _PLUGIN_ERRORS.items())
         raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(executor_names())}{broken}")
-    return _EXECUTORS[name](**options)
+    try:
+        return _EXECUTORS[name](**options)
+    except TypeError as exc:  # an option the executor does not take
+        raise ValueError(f"bad option for executor {name!r}: {one_line(exc)}") from None
 
 
 register_executor("local", LocalExecutor)
