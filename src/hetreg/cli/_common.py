@@ -44,9 +44,13 @@ def out_console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
+_ERR_CONSOLE = Console(stderr=True, highlight=False)
+
+
 def err_console() -> Console:
-    """Console for progress and messages (stderr)."""
-    return Console(stderr=True, highlight=False)
+    """Console for progress and messages (stderr). One shared instance, so that messages printed
+    while a progress bar is live appear above the bar; it writes to the current ``sys.stderr``."""
+    return _ERR_CONSOLE
 
 
 def is_quiet(local: bool = False) -> bool:

@@ -130,9 +130,11 @@ def _execute_sweep(spec: Any, out: Path, *, runner: Any, executor: str, quiet: b
 def _report_table(report: Any) -> Any:
     """The results table: mean ± 95 % CI per group and the paired difference to the baseline."""
     from hetreg.experiments.grid import format_value, value_label
+    from hetreg.experiments.report import axis_value, baseline_axis
     from hetreg.experiments.stats import format_estimate
 
     keys = report.results.group_keys
+    axis = baseline_axis(keys, report.baseline_key)
     diffs = {tuple(format_value(v) for v in d.values.values()): d for d in report.diffs}
     header = [*keys, "n", f"{report.metric} (mean ± 95% CI)"]
     if report.diffs:
@@ -145,7 +147,8 @@ def _report_table(report: Any) -> Any:
         if report.diffs:
             d = diffs.get(tuple(format_value(v) for v in g.values.values()))
             if d is None:
-                row += ["baseline", ""]
+                is_base = axis is not None and axis_value(g.values, axis) == format_value(report.baseline)
+                row += ["baseline" if is_base else "no baseline run", ""]
             else:
                 rel = "–" if not math.isfinite(d.relative) else f"{100 * d.relative:+.1f}%"
                 row += [format_estimate(d.estimate), rel]

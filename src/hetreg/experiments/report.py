@@ -1,7 +1,8 @@
 """Reports over a sweep (or any folder of runs): tables over seeds, paired differences, figures.
 
 :func:`write_report` reads the runs of a results folder, groups them by the swept keys except
-the replicate keys (keys named ``seed`` or ``*.seed``), and writes into the folder
+the replicate keys (``seed``, ``*.seed`` and the per-stream ``seeds.*``), and writes into the
+folder
 
 * ``results.csv``: one row per group: n, mean, std and the 95 % Student-t interval of the
   metric over seeds, plus the paired difference to the baseline (same seed, same other keys);
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import re
 import time
@@ -185,7 +185,7 @@ def load_results(root: Path) -> ResultSet:
         )
     fixed = {"run_id", "status", "error", "log"}
     if not keys:
-        keys = [c for c in index.columns if c not in fixed and not _looks_like_metric(c, index[c])]
+        keys = [c for c in index.columns if c not in fixed and not _looks_like_metric(c)]
     rows = []
     for rec in index.to_dict("records"):
         status = str(rec.get("status"))
@@ -210,8 +210,8 @@ def _none_if_nan(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _looks_like_metric(name: str, column: pd.Series) -> bool:
-    return name.startswith(("final.", "best.")) or (name in ("elapsed", "epochs", "steps"))
+def _looks_like_metric(name: str) -> bool:
+    return name.startswith(("final.", "best.")) or name in ("elapsed", "epochs", "epochs_planned", "steps")
 
 
 # ----------------------------------------------------------------------------------- tables
@@ -292,7 +292,8 @@ def baseline_axis(keys: Sequence[str], baseline_key: str) -> tuple[str, str] | N
     return None
 
 
-def _axis_value(values: Mapping[str, Any], axis: tuple[str, str]) -> str:
+def axis_value(values: Mapping[str, Any], axis: tuple[str, str]) -> str:
+    """The text of the value that ``axis`` (from :func:`baseline_axis`) picks out of a group's values."""
     key, sub = axis
     value = values.get(key)
     if sub:
@@ -326,7 +327,7 @@ def paired_differences(
 
     bases: dict[tuple[str, ...], GroupSummary] = {}
     for g in summaries:
-        if _axis_value(g.values, axis) == base_text:
+        if axis_value(g.values, axis) == base_text:
             if rest(g) in bases:
                 raise ValueError(
                     f"several groups match the baseline {baseline_key}={base_text} "
@@ -336,7 +337,7 @@ def paired_differences(
             bases[rest(g)] = g
     out = []
     for g in summaries:
-        if _axis_value(g.values, axis) == base_text or rest(g) not in bases:
+        if axis_value(g.values, axis) == base_text or rest(g) not in bases:
             continue
         b = bases[rest(g)]
         seeds = sorted(set(g.per_seed) & set(b.per_seed))
@@ -709,7 +710,7 @@ def build_report(
     summaries = summarize(results, metric_name, confidence)
     axis = baseline_axis(results.group_keys, baseline_key)
     if axis is not None:
-        present = {_axis_value(g.values, axis) for g in summaries}
+        present = {axis_value(g.values, axis) for g in summaries}
         if format_value(baseline) not in present:
             raise ValueError(
                 f"baseline {baseline_key}={format_value(baseline)} not found; valid choices: {', '.join(sorted(present))}"

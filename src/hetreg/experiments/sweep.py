@@ -241,6 +241,8 @@ def plan_sweep(
                 check(config)
         except ValueError as exc:
             lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+            if len(lines) > 1 and lines[0].startswith("invalid configuration"):
+                lines = lines[1:]  # the header adds nothing once the grid point is named
             detail = "; ".join(lines[:4]) if lines else type(exc).__name__
             raise ValueError(f"grid point {where or '(base config)'}: {detail}") from None
         run_id = backend.run_id(config)
