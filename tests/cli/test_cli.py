@@ -196,3 +196,21 @@ def test_executor_options_reach_the_executor() -> None:
     assert "bad option for executor 'local': TypeError: " in one_error_line(result) and "nodes" in result.stderr
     result = invoke("sweep", "-E", "grace", "--config", "x.yaml")
     assert result.exit_code == 2 and one_error_line(result).startswith("error: --executor-option 'grace': expected key=value")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "--foo"], "error: No such option: --foo"),
+        (["sweep", "--workers", "x"], "error: Invalid value for '--workers'"),
+        (["report"], "error: Missing argument 'RESULTS_DIR'."),
+        (["nope"], "error: No such command 'nope'."),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(message)
+    assert f"(see: hetreg {argv[0]} --help)" in err or "(see: hetreg --help)" in err

@@ -13,6 +13,7 @@ from hetreg import __version__
 from hetreg.cli._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     STATE,
     check_fresh_folder,
     err_console,
@@ -351,7 +352,7 @@ def sweep(
 
 @command("report")
 def report_cmd(
-    results_dir: Path = typer.Argument(..., help="A sweep folder (or any folder of run folders, or one run folder)."),
+    results_dir: Path = typer.Argument(..., metavar="RESULTS_DIR", help="A sweep folder (or any folder of run folders, or one run folder)."),
     baseline: str = typer.Option("mse", "--baseline", help="Value of --baseline-key the paired differences compare with."),
     baseline_key: str = typer.Option("loss.name", "--baseline-key", help="Key whose values are compared to the baseline."),
     metric: str = typer.Option("test_mse_raw", "--metric", help="Final metric to tabulate (e.g. test_mse, test_mae_raw, best.val_mse)."),
@@ -402,5 +403,28 @@ def datasets(
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """Entry point of the ``hetreg`` console script."""
-    app(args=argv, prog_name="hetreg")
+    """Entry point of the ``hetreg`` console script.
+
+    Usage errors (unknown option, missing value, bad type) print one line, ``error: ...`` with a
+    pointer to the command's ``--help``, and exit with code 2, like the commands' own errors.
+    """
+    import sys
+
+    # typer raises click's exception classes (its own vendored copy in recent versions)
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    try:
+        code = app(args=argv, prog_name="hetreg", standalone_mode=False)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `hetreg` or `hetreg noise`: the help
+            typer.echo(exc.format_message())
+            sys.exit(0)
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "hetreg"
+        err_console().print(
+            f"error: {exc.format_message()} (see: {where} --help)", markup=False, highlight=False, soft_wrap=True
+        )
+        sys.exit(EXIT_USAGE)
+    except typer.Abort:
+        err_console().print("error: aborted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)
