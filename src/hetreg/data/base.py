@@ -142,8 +142,9 @@ class Standardizer:
     def transform_x(self, x: Tensor) -> Tensor:
         """Tabular: per-feature z-score. Images: uint8 (n, H, W, 3) → float (n, 3, H, W) z-scored."""
         if x.dtype == torch.uint8:
-            xf = x.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-            return (xf - self.x_mean) / self.x_std
+            # one contiguous channels-first float copy, then in-place affine: (x/255 - m)/s
+            xf = x.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+            return xf.sub_(255.0 * self.x_mean).div_(255.0 * self.x_std)
         return (x.to(torch.float32) - self.x_mean) / self.x_std
 
     def to_dict(self) -> dict[str, Any]:
