@@ -50,7 +50,7 @@ def test_train_then_refuse_overwrite_then_resume(tmp_path: Path, config_file: Pa
     assert result.exit_code == 0, result.output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs"] == 2
-    assert "final.test_mse_raw" in result.stdout and "status: completed" in result.stdout
+    assert "test_mse_raw" in result.stdout and "status: completed" in result.stdout
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["loss"]["eps"] == 0.1
     again = invoke("train", "--config", str(config_file), "--out", str(run_dir))
     assert again.exit_code == 2 and "already exists and is not empty" in error_line(again)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -108,6 +109,10 @@ def handle_errors(fn: F) -> F:
             raise
         except KeyboardInterrupt:
             raise fail("interrupted", EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+            with contextlib.suppress(Exception):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_FAILED) from None
         except USER_ERRORS as exc:
             if os.environ.get("HETREG_DEBUG"):
                 raise

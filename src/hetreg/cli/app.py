@@ -282,8 +282,10 @@ def _print_summary(summary: Any, run_dir: Path) -> None:
         typer.echo(f"run folder: {run_dir}")
         return
     metrics = summary_metrics(summary)
-    rows = [[name, value] for name, value in metrics.items() if name.startswith(("final.", "best."))]
-    print_table(make_table(f"status: {summary.get('status', '?')}", ["metric", "value"], rows))
+    names = [n.split(".", 1)[1] for n in metrics if n.startswith("final.")]
+    names += [n.split(".", 1)[1] for n in metrics if n.startswith("best.") and n.split(".", 1)[1] not in names]
+    rows = [[name, metrics.get(f"final.{name}"), metrics.get(f"best.{name}")] for name in names]
+    print_table(make_table(f"status: {summary.get('status', '?')}", ["metric", "final", "best (by val_mse)"], rows))
     typer.echo(f"run folder: {run_dir}")
 
 
