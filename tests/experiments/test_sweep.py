@@ -236,3 +236,22 @@ def test_worker_initializer_limits_threads(monkeypatch: pytest.MonkeyPatch) -> N
         assert {executor_mod.os.environ[v] for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")} == {"1"}
     finally:
         torch.set_num_threads(before)
+
+
+def test_experiment_backend_keeps_the_base_loss_parameters_each_loss_accepts() -> None:
+    from hetreg.experiments.sweep import ExperimentBackend
+
+    base = {"data": {"name": "synthetic-hetero"}, "model": {"name": "mlp"}, "loss": {"name": "biv", "eps": 0.1}}
+    backend = ExperimentBackend()
+    resolved = {name: backend.resolve(base, {"loss.name": name, "seed": 3})["loss"] for name in ("mse", "iv", "biv", "cutoff")}
+    assert resolved["mse"]["eps"] is None and resolved["cutoff"]["eps"] is None
+    assert resolved["iv"]["eps"] == 0.1 and resolved["biv"]["eps"] == 0.1
+    assert backend.resolve(base, {"loss.name": "mse", "seed": 3})["seed"] == 3
+    # explicit loss parameters in the same grid point are never adapted
+    with pytest.raises(ValueError, match="not a parameter of loss 'mse'"):
+        backend.resolve(base, {"loss.name": "mse", "loss.eps": 0.2})
+    with pytest.raises(ValueError, match="unknown loss 'l3'"):
+        backend.resolve(base, {"loss.name": "l3"})
+    # ids follow the resolved configuration
+    ids = {backend.run_id(backend.resolve(base, {"loss.name": n})) for n in ("mse", "iv", "biv")}
+    assert len(ids) == 3

@@ -314,8 +314,9 @@ def sweep(
     interrupted ones; a failed run is recorded (status, error, run.log) and the others go on.
 
     Grid values: comma-separated YAML values (1e-3, true, null, mse), inclusive integer ranges
-    (0-9), lists in brackets and whole sections in braces, so that each loss keeps its own
-    parameters.
+    (0-9), lists in brackets and whole sections in braces. A grid over loss.name gives each loss
+    the base loss parameters it accepts (eps for iv and biv, none for mse); sweep the whole loss
+    section to give each loss its own parameters.
 
     Examples:
       hetreg sweep -c wine.yaml --grid loss.name=mse,biv --grid seed=0-9

@@ -73,13 +73,51 @@ class ExperimentBackend:
 
     Overrides go through :func:`hetreg.experiments.config.apply_overrides`, so an unknown key
     or an invalid value is reported with the allowed keys and values.
+
+    A grid over ``loss.name`` alone gives each loss the parameters of the base loss section that
+    it accepts: with a base ``loss: {name: biv, eps: 0.1}``, ``loss.name=mse,iv,biv,cutoff``
+    runs ``mse`` without ε and ``iv`` with ε = 0.1 (a parameter is kept when the configuration
+    stays valid with it). Sweep the whole section to choose per-loss parameters explicitly:
+    ``loss={name: mse},{name: biv, eps: 0.5}``.
     """
 
     def resolve(self, base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+        base = _canonical(dict(base))
+        try:
+            return self._apply(base, overrides)
+        except ValueError:
+            adapted = self._adapt_loss(base, overrides)
+            if adapted is None:
+                raise
+            return adapted
+
+    @staticmethod
+    def _apply(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
         from hetreg.experiments import config as cfgmod
 
         items = [f"{key}={_yaml_text(value)}" for key, value in overrides.items()]
-        return cfgmod.apply_overrides(_canonical(dict(base)), items).model_dump(mode="json")
+        return cfgmod.apply_overrides(dict(base), items).model_dump(mode="json")
+
+    def _adapt_loss(self, base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any] | None:
+        """For a switch of ``loss.name``: keep the base loss parameters the new loss accepts."""
+        name = overrides.get("loss.name")
+        base_loss = base.get("loss") if isinstance(base.get("loss"), Mapping) else {}
+        if name is None or name == base_loss.get("name") or any(k.startswith("loss.") and k != "loss.name" for k in overrides):
+            return None
+        rest = {k: v for k, v in overrides.items() if k != "loss.name"}
+        params = {k: v for k, v in base_loss.items() if k != "name" and v not in (None, {}, [])}
+        kept: dict[str, Any] = {"name": name}
+        for key, value in params.items():  # greedy: keep each parameter that stays valid
+            trial = {**kept, key: value}
+            try:
+                self._apply({**base, "loss": trial}, rest)
+            except ValueError:
+                continue
+            kept = trial
+        try:
+            return self._apply({**base, "loss": kept}, rest)
+        except ValueError:
+            return None
 
     def run_id(self, config: Mapping[str, Any]) -> str:
         from hetreg.experiments import config as cfgmod
