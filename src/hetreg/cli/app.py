@@ -26,6 +26,7 @@ from hetreg.cli._common import (
     new_run_folder,
     print_table,
 )
+from hetreg.cli.compat import compat_app
 from hetreg.cli.noise import noise_app
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(noise_app, name="noise")
+app.add_typer(compat_app, name="compat")
 
 
 def command(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
