@@ -40,7 +40,7 @@ from hetreg.experiments.slurm import (
     submission_plan,
     sweep_folder_of,
 )
-from hetreg.experiments.sweep import SweepSpec, plan_sweep, run_sweep, DictBackend
+from hetreg.experiments.sweep import DictBackend, SweepSpec, plan_sweep, run_sweep
 from hetreg.experiments.testing import write_fake_run
 
 try:
