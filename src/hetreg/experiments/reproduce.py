@@ -1149,6 +1149,12 @@ def _save_figure(fig: Any, path: Path) -> Path:
 _COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#eeca3b")
 
 
+def _log_floor(low: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Lower band edges for a log axis: a t-interval of a positive, skewed quantity can reach
+    below 0; such edges are drawn at a tenth of the mean (stated in the figure captions)."""
+    return np.where(low > 0, low, np.abs(mean) / 10.0)
+
+
 def _plot_settings(study: Study, tables: _Tables, out: Path, name: str) -> list[tuple[str, str]]:
     """Mean ± CI per setting and loss (left) and the paired difference to the baseline (right)."""
     spec = study.primary
@@ -1225,7 +1231,8 @@ def _plot_curves(study: Study, tables: _Tables, out: Path, name: str) -> list[tu
             ax.plot(c.x, c.mean, color=colour, lw=1.4, label=study.loss_label(c.values[LOSS_KEY]))
             band = np.isfinite(c.low) & np.isfinite(c.high)
             if band.any():
-                ax.fill_between(c.x[band], c.low[band], c.high[band], color=colour, alpha=0.18, lw=0)
+                low = _log_floor(c.low[band], c.mean[band])
+                ax.fill_between(c.x[band], low, c.high[band], color=colour, alpha=0.18, lw=0)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(curve_metric)
@@ -1233,7 +1240,12 @@ def _plot_curves(study: Study, tables: _Tables, out: Path, name: str) -> list[tu
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=7)
     path = _save_figure(fig, out / f"{name}-curves.png")
-    return [(f"Learning curves of {curve_metric} (mean over seeds, 95 % band)", path.name)]
+    return [
+        (
+            f"Learning curves of {curve_metric} (mean over seeds, 95 % band; log axis, band edges below 0 drawn at a tenth of the mean)",
+            path.name,
+        )
+    ]
 
 
 def _plot_epsilon(study: Study, tables: _Tables, out: Path, name: str) -> list[tuple[str, str]]:
@@ -1272,7 +1284,7 @@ def _plot_epsilon(study: Study, tables: _Tables, out: Path, name: str) -> list[t
         lo = np.array([p[1].low for p in pts])
         hi = np.array([p[1].high for p in pts])
         ax.plot(xs, m, "o-", color=colour, label=family)
-        ax.fill_between(xs, lo, hi, color=colour, alpha=0.18, lw=0)
+        ax.fill_between(xs, _log_floor(lo, m), hi, color=colour, alpha=0.18, lw=0)
         e = [(p[0], p[2]) for p in pts if p[2] is not None and p[2].n > 0]
         if e:
             ax2.errorbar(
