@@ -14,7 +14,7 @@ trained here as one model whose parameters are the K runs' parameters stacked on
   own ``nn.Module`` (:func:`mlp_forward`), so BatchNorm uses per-run batch statistics and updates
   per-run running statistics, and the arithmetic is the plain trainer's bit for bit;
 * every run's loss is computed at once by :func:`member_losses` with the operations of the plain
-  loss functions; the objective is :math:`\sum_k L_k`, and since the runs' parameters are
+  loss functions; the objective is :math:`\\sum_k L_k`, and since the runs' parameters are
   disjoint, the gradient with respect to run k's parameters is that of :math:`L_k` alone;
 * one optimizer (Adam, AdamW or SGD: elementwise updates, a step count shared by all runs) steps
   the stacked parameters, which equals K separate optimizers stepping their own.
@@ -55,7 +55,8 @@ import copy
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -823,15 +824,43 @@ def run_batched(
         torch.set_num_threads(previous_threads)
 
 
+@contextmanager
+def _shared_datasets() -> Iterator[None]:
+    """While the runs of a group are set up, load each (dataset, root, seed, options) only once.
+
+    The plain trainer's ``_prepare`` loads its dataset through ``hetreg.data.load_dataset``, read
+    at call time; runs of a group that share a data seed get the same (unmodified) dataset object
+    instead of parsing the files again. (A ``data`` argument to ``_prepare`` would make this
+    wrapper unnecessary.)
+    """
+    import hetreg.data as data_module
+
+    original = data_module.load_dataset
+    cache: dict[str, Any] = {}
+
+    def load_once(name: str, root: str | None = None, **options: Any) -> Any:
+        key = json.dumps([name, root, options], sort_keys=True, default=repr)
+        if key not in cache:
+            cache[key] = original(name, root=root, **options)
+        return cache[key]
+
+    data_module.load_dataset = load_once  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        data_module.load_dataset = original  # type: ignore[assignment]
+
+
 def _run_group(cfgs: list[ExperimentConfig], dirs: list[Path], *, quiet: bool, checkpoint_interval: float) -> list[dict[str, Any]]:
     members = [_Member(cfg, d, quiet=quiet, callbacks=()) for cfg, d in zip(cfgs, dirs)]
     environment = environment_info()
     failed: dict[int, str] = {}
-    for k, m in enumerate(members):
-        try:
-            m.setup(None)
-        except Exception as exc:  # noqa: BLE001 - recorded in the run's summary, as run_experiment does
-            failed[k] = f"{type(exc).__name__}: {exc}"
+    with _shared_datasets():
+        for k, m in enumerate(members):
+            try:
+                m.setup(None)
+            except Exception as exc:  # noqa: BLE001 - recorded in the run's summary, as run_experiment does
+                failed[k] = f"{type(exc).__name__}: {exc}"
     ready = [k for k in range(len(members)) if k not in failed]
     plain = [k for k in ready if _needs_plain_run(members[k], members[ready[0]])]
     batched = [k for k in ready if k not in plain]
