@@ -253,7 +253,8 @@ class SlurmOptions:
 
     Attributes:
         partition: Slurm partition (``None``: the cluster's default partition).
-        time_min: time limit of each task, in minutes (``--time``).
+        time_min: time limit of each task, in minutes (``--time``); a text such as
+            ``"2:00:00"`` is read by :func:`parse_time_limit`.
         cpus_per_task: CPUs of each task (``--cpus-per-task``); torch uses as many threads.
         mem_gb: memory of each task in GB (``--mem``; ``None``: the cluster's default).
         gpus: GPUs of each task (``--gpus-per-node``; 0: none requested).
@@ -293,6 +294,8 @@ class SlurmOptions:
     def __post_init__(self) -> None:
         if self.partition is not None and (not str(self.partition).strip() or re.search(r"\s", str(self.partition))):
             raise ValueError(f"partition must be a partition name without spaces (sinfo lists them), got {self.partition!r}")
+        if isinstance(self.time_min, str):  # "2:00:00", "1-12:00:00", "90"
+            object.__setattr__(self, "time_min", _cli_value(parse_time_limit, self.time_min, "time_min"))
         _check_int(self.time_min, "time_min (--slurm-time, minutes)", minimum=1)
         _check_int(self.cpus_per_task, "cpus_per_task (--slurm-cpus)", minimum=1)
         if self.mem_gb is not None:
