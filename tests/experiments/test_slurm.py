@@ -458,6 +458,7 @@ def test_results_as_tasks_finish_and_failures_named(tmp_path: Path) -> None:
         elif n == 3:
             jobs[3].finish()
 
+    write_fake_run(tmp_path / "out" / "runs" / "r1", {}, [], None)  # r1 had started when it crashed
     cluster = ScriptedCluster(on_poll=act)
     order: list[str] = []
     results = SlurmExecutor(SlurmOptions(**FAST), cluster=cluster).submit(runs, on_result=lambda r: order.append(r.run_id))
@@ -491,6 +492,15 @@ def test_a_job_gone_without_result_is_reported_not_waited_for(tmp_path: Path, st
     }
     # the run is resumable: a rerun of the sweep plans "resume" for it
     assert runstore.run_status(run_dir) == status and (run_dir / runstore.CHECKPOINT_FILE).exists()
+
+
+@needs_submitit
+def test_a_task_cancelled_before_it_started_leaves_no_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "out" / "runs" / "r0"
+    cluster = ScriptedCluster(answers=[set()], states={"41_0": "CANCELLED"})
+    (result,) = SlurmExecutor(SlurmOptions(**FAST), cluster=cluster).submit([RunSpec("r0", str(run_dir), {}, target=FAKE)])
+    assert result.status == "interrupted" and "slurm job 41_0" in result.error
+    assert not run_dir.exists() and runstore.run_status(run_dir) == "pending"
 
 
 @needs_submitit

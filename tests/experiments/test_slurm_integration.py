@@ -1,7 +1,8 @@
 """A sweep on a real single-node Slurm: one task cancelled, one preempted, the sweep rerun.
 
-Four runs of the real trainer (synthetic-hetero, a small MLP, one thread each, paced by a short
-pause after each epoch) are submitted as one job array, two tasks at a time. While they train:
+Four runs of the real trainer (synthetic-hetero, a small MLP, one thread each; the two runs to
+interrupt paced by a short pause after each epoch) are submitted as one job array, two tasks at a
+time. While they train:
 
 * task 0 is cancelled with ``scancel`` after two epochs: the waiting sweep gets an
   ``interrupted`` result naming the job id and the submitit logs, the other runs go on;
@@ -13,7 +14,8 @@ pause after each epoch) are submitted as one job array, two tasks at a time. Whi
 Rerunning the sweep then submits only run 0, which resumes from its checkpoint. Every run must
 end completed with exactly one metrics line per epoch, started once (resumed once for the two
 interrupted ones), and the two interrupted runs must match uninterrupted local runs of the same
-configurations to 1e-6 (the trainer checkpoints its random generators, so a resume is exact).
+configurations to 1e-6 (the trainer checkpoints its random generators, so a resume is exact);
+those reference runs are trained in the test process while the cluster works.
 
 Needs ``sinfo`` to show an idle or mixed node (``bash scripts/slurm-single-node.sh start``).
 """
@@ -30,10 +32,10 @@ from typing import Any
 import pytest
 
 from hetreg.experiments import runstore
-from hetreg.experiments.executor import LocalExecutor, RunResult, RunSpec
+from hetreg.experiments.executor import RunResult
 from hetreg.experiments.grid import parse_grid
 from hetreg.experiments.slurm import JOBS_FILE, SlurmExecutor, SlurmOptions, recorded_jobs
-from hetreg.experiments.sweep import SweepSpec, run_sweep
+from hetreg.experiments.sweep import SweepSpec, build_backend, plan_sweep, run_sweep, train_from_dict
 
 
 def _slurm_ready() -> str | None:
@@ -70,19 +72,23 @@ BASE: dict[str, Any] = {
 }
 TIMEOUT_S = 300.0
 
-# The run target on the nodes: the trainer, paced by a pause after each epoch (after last.pt is
-# written; the results do not change) so that a cancelled task cannot finish during Slurm's
-# KillWait (scancel's SIGTERM is ignored by submitit's tasks until the SIGKILL that follows).
+# The run target on the nodes: the trainer, with a pause after each epoch (after last.pt is
+# written; the results do not change) for the two runs the test interrupts: the cancelled run
+# (seed 0) must not finish during Slurm's KillWait (scancel's SIGTERM is ignored by submitit's
+# tasks until the SIGKILL that follows), the preempted one (seed 1) must still be training when
+# the signal comes. The other runs are not paced.
 PACED_TARGET = """
 import time
 
 from hetreg.train import run_experiment
 
-PAUSE_S = {pause}
+PAUSE_S = {pauses!r}
 
 
 def paced_train(config, run_dir, *, resume=False, quiet=True):
-    return run_experiment(dict(config), run_dir, resume=resume, quiet=quiet, callbacks=[lambda record: time.sleep(PAUSE_S)])
+    pause = PAUSE_S.get(int(config["seed"]), 0.0)
+    callbacks = [lambda record: time.sleep(pause)] if pause else []
+    return run_experiment(dict(config), run_dir, resume=resume, quiet=quiet, callbacks=callbacks)
 """
 
 
@@ -172,12 +178,28 @@ def _preempt(job_id: str) -> None:
 def test_sweep_survives_cancel_and_preemption_and_resumes(tmp_path: Path, cancel_leftovers: None) -> None:
     helpers = tmp_path / "helpers"
     helpers.mkdir()
-    # the remaining epochs after the cancellation take at least twice Slurm's KillWait
-    pause = max(0.3, 2.0 * _kill_wait_s() / (EPOCHS - 2))
-    (helpers / "hetreg_paced_target.py").write_text(PACED_TARGET.format(pause=pause))
+    # the epochs left after the cancellation take at least twice Slurm's KillWait
+    pauses = {0: max(0.3, 2.0 * _kill_wait_s() / (EPOCHS - 2)), 1: 0.1}
+    (helpers / "hetreg_paced_target.py").write_text(PACED_TARGET.format(pauses=pauses))
     spec = SweepSpec(base=BASE, grid=parse_grid(["seed=0-3"]), target="hetreg_paced_target:paced_train")
     options = _options(helpers)
     out = tmp_path / "sweep"
+
+    # uninterrupted runs of the two runs to interrupt, trained here while the cluster works
+    # (array task i runs the i-th planned run: seeds 0 and 1)
+    planned = plan_sweep(spec, out, build_backend(spec.backend))
+    references: dict[str, dict[str, Any]] = {}
+    ref_errors: list[BaseException] = []
+
+    def train_references() -> None:
+        try:
+            for p in planned[:2]:
+                train_from_dict(p.config, tmp_path / "reference" / p.run_id, quiet=True)
+                references[p.run_id] = {"metrics": _metric_rows(tmp_path / "reference" / p.run_id)}
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            ref_errors.append(exc)
+
+    reference_thread = threading.Thread(target=train_references, daemon=True)
     results: list[RunResult] = []
     errors: list[BaseException] = []
     messages: list[str] = []
@@ -198,8 +220,10 @@ def test_sweep_survives_cancel_and_preemption_and_resumes(tmp_path: Path, cancel
         return recorded_jobs(folder) if len(recorded_jobs(folder)) == 4 else {}
 
     jobs = _wait_for("the job array to be submitted", submitted, timeout=TIMEOUT_S)
+    reference_thread.start()
     by_task = sorted(jobs.items(), key=lambda item: int(item[1].split("_")[1]))
     (cancelled_run, cancelled_job), (preempted_run, preempted_job) = by_task[0], by_task[1]
+    assert [cancelled_run, preempted_run] == [p.run_id for p in planned[:2]]
 
     # task 0: scancel after two epochs (Slurm's KillWait lets it run a few more seconds)
     # (other jobs on the cluster may hold the CPUs for a while: generous waits)
@@ -248,16 +272,11 @@ def test_sweep_survives_cancel_and_preemption_and_resumes(tmp_path: Path, cancel
     index = runstore.read_index(out)
     assert index is not None and sorted(index["status"]) == ["completed"] * 4
 
-    # the interrupted runs equal uninterrupted local runs of the same configurations
-    plan = {p.run_id: p for p in outcome.planned}
-    reference = [
-        RunSpec(run_id=r, run_dir=str(tmp_path / "reference" / r), config=plan[r].config) for r in (cancelled_run, preempted_run)
-    ]
-    ref_results = LocalExecutor(workers=2).submit(reference)
-    assert sorted(r.status for r in ref_results) == ["completed", "completed"]
-    for ref in reference:
-        got, want = _metric_rows(out / "runs" / ref.run_id), _metric_rows(Path(ref.run_dir))
-        _assert_same_metrics(got, want)
-        final = runstore.read_json(out / "runs" / ref.run_id / runstore.SUMMARY_FILE)["final"]
-        _assert_same_metrics([final], [runstore.read_json(Path(ref.run_dir) / runstore.SUMMARY_FILE)["final"]])
+    # the interrupted runs equal uninterrupted runs of the same configurations
+    reference_thread.join(TIMEOUT_S)
+    assert not ref_errors, ref_errors
+    for run_id in (cancelled_run, preempted_run):
+        _assert_same_metrics(_metric_rows(out / "runs" / run_id), references[run_id]["metrics"])
+        final = runstore.read_json(out / "runs" / run_id / runstore.SUMMARY_FILE)["final"]
+        _assert_same_metrics([final], [runstore.read_json(tmp_path / "reference" / run_id / runstore.SUMMARY_FILE)["final"]])
     assert any(m.startswith("slurm: submitted job") for m in messages)

@@ -1028,7 +1028,11 @@ class SlurmExecutor(Executor):
         return self._record(t, status, f"the task ended without a result (Slurm state {state})", elapsed=now - t.submitted, state=state)
 
     def _record(self, t: _Tracked, status: str, error: str, *, elapsed: float = 0.0, state: str | None = None) -> RunResult:
-        """A non-completed result, also written to the run's ``summary.json`` (trainer fields kept)."""
+        """A non-completed result, also written to the run's ``summary.json`` (trainer fields kept).
+
+        A task that never started (cancelled while pending) has no run folder; none is created,
+        so that the run stays ``pending`` for the next submission.
+        """
         log_path = t.run_dir / runstore.LOG_FILE
         message = f"{error}; {t.where}"
         summary = runstore.read_json(t.run_dir / runstore.SUMMARY_FILE)
@@ -1036,8 +1040,8 @@ class SlurmExecutor(Executor):
         if state is not None:
             slurm["state"] = state
         summary = {**summary, "status": status, "error": message, "log": str(log_path), "slurm": slurm}
-        t.run_dir.mkdir(parents=True, exist_ok=True)
-        runstore.write_json(t.run_dir / runstore.SUMMARY_FILE, summary)
+        if t.run_dir.is_dir():
+            runstore.write_json(t.run_dir / runstore.SUMMARY_FILE, summary)
         return RunResult(t.spec.run_id, status, error=message, log_path=str(log_path), elapsed=elapsed, summary=summary)
 
 
