@@ -75,6 +75,7 @@ def _main(
 
 
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Same as the global --quiet.")
+SLURM_PANEL = "Slurm (--executor slurm)"
 
 
 def _execute_sweep(spec: Any, out: Path, *, runner: Any, executor: str, quiet: bool) -> Any:
@@ -95,7 +96,7 @@ def _execute_sweep(spec: Any, out: Path, *, runner: Any, executor: str, quiet: b
         info(
             f"sweep {out}: {len(planned)} runs, {skipped} already completed, {todo} to run"
             + (f" ({resumed} resumed)" if resumed else "")
-            + f", executor {executor} ({getattr(runner, 'workers', '?')} workers)",
+            + (f", executor {executor} ({getattr(runner, 'workers', '?')} workers)" if executor == "local" else f", executor {runner}"),
             quiet=quiet,
         )
         if todo and not is_quiet(quiet):
@@ -305,6 +306,17 @@ def sweep(
     metric: str = typer.Option("test_mse_raw", "--metric", help="Metric of the report table."),
     baseline: str = typer.Option("mse", "--baseline", help="Value of --baseline-key the paired differences compare with."),
     baseline_key: str = typer.Option("loss.name", "--baseline-key", help="Key whose values are compared to the baseline."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be submitted and exit (with --executor slurm: the sbatch script and the job array)."),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="Partition (default: the cluster's default).", rich_help_panel=SLURM_PANEL),
+    slurm_time: Optional[str] = typer.Option(None, "--slurm-time", help="Time limit per run: minutes, or D-HH:MM:SS (default 60).", rich_help_panel=SLURM_PANEL),
+    slurm_cpus: Optional[int] = typer.Option(None, "--slurm-cpus", min=1, help="CPUs per run (default 1).", rich_help_panel=SLURM_PANEL),
+    slurm_mem: Optional[str] = typer.Option(None, "--slurm-mem", help="Memory per run: GB, or 16G / 512M (default: the cluster's).", rich_help_panel=SLURM_PANEL),
+    slurm_gpus: Optional[int] = typer.Option(None, "--slurm-gpus", min=0, help="GPUs per run (default 0).", rich_help_panel=SLURM_PANEL),
+    slurm_parallel: Optional[int] = typer.Option(None, "--slurm-parallel", min=1, help="At most this many runs at a time (default: --workers, else no limit).", rich_help_panel=SLURM_PANEL),
+    slurm_flags: List[str] = typer.Option([], "--slurm-flag", help="Extra sbatch flag, e.g. --slurm-flag=--account=abc (repeatable).", rich_help_panel=SLURM_PANEL),
+    slurm_job_name: Optional[str] = typer.Option(None, "--slurm-job-name", help="Job name (default hetreg).", rich_help_panel=SLURM_PANEL),
+    slurm_folder: Optional[Path] = typer.Option(None, "--slurm-folder", help="Folder of the tasks' logs (default OUT/slurm).", rich_help_panel=SLURM_PANEL),
+    slurm_setup: List[str] = typer.Option([], "--slurm-setup", help="Shell line run before each run, e.g. 'module load cuda' (repeatable).", rich_help_panel=SLURM_PANEL),
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Run the Cartesian product of grid values over a base configuration.
@@ -333,7 +345,21 @@ def sweep(
     from hetreg.experiments.sweep import SweepSpec, load_sweep
 
     options = dict(parse_assignment(item, flag="--executor-option") for item in executor_options)
+    slurm_values = dict(
+        partition=slurm_partition, time=slurm_time, cpus=slurm_cpus, mem=slurm_mem, gpus=slurm_gpus,
+        array_parallelism=slurm_parallel, flags=slurm_flags, job_name=slurm_job_name, folder=slurm_folder, setup=slurm_setup,
+    )
+    if any(v not in (None, []) for v in slurm_values.values()):
+        if executor != "slurm":
+            raise fail("the --slurm-* options need --executor slurm")
+        if options:
+            raise fail("give the Slurm options either as --slurm-* or as --executor-option, not both")
+        from hetreg.experiments.slurm import SlurmOptions
+
+        options = {"options": SlurmOptions.from_cli(workers=workers, **slurm_values)}
     runner = build_executor(executor, workers=workers, **options)  # unknown names list the valid ones
+    if executor == "slurm":
+        runner.notify = lambda message: info(message, quiet=quiet)
     if resume is not None:
         if config is not None or grid or sets:
             raise fail("--resume reruns the sweep stored in the folder; do not combine it with --config, --grid or --set")
@@ -351,6 +377,15 @@ def sweep(
             cfg = apply_overrides(cfg, sets)
         spec = SweepSpec(base=cfg.model_dump(mode="json"), grid=axes)
         target = out if out is not None else new_run_folder(f"sweep-{cfg.name}")
+    if executor == "slurm":
+        from hetreg.experiments.slurm import check_no_active_jobs, dry_run_sweep
+
+        if dry_run:
+            typer.echo(dry_run_sweep(spec, target, runner.options))
+            return
+        check_no_active_jobs(target, runner.options)  # a rerun while tasks of the sweep still run
+    elif dry_run:
+        raise fail("--dry-run describes a Slurm submission; use it with --executor slurm")
     outcome = _execute_sweep(spec, target, runner=runner, executor=executor, quiet=quiet)
     _finish_sweep(target, outcome, write=report, metric=metric, baseline=baseline, baseline_key=baseline_key, quiet=quiet)
 
