@@ -165,7 +165,7 @@ def test_mixed_group_equals_plain_runs(tmp_path, batchnorm):
     "setup",
     [
         ["optimizer.name=sgd", "optimizer.momentum=0.9", "optimizer.weight_decay=0.01", "schedule.name=step",
-         "schedule.step_size=1", "schedule.gamma=0.5", "train.eval_every=3"],
+         "schedule.step_size=1", "schedule.gamma=0.5", "train.eval_every=3", "train.eval_batch_size=16"],
         ["optimizer.name=adamw", "optimizer.weight_decay=0.1", "schedule.name=cosine", "train.drop_last=true",
          "train.shuffle=false", "data.val_size=0"],
     ],
@@ -189,6 +189,15 @@ def test_wine_preset_group_equals_plain_runs(tmp_path):
     wine = {**BASE, "data": {"name": "wine", "train_size": 300, "test_size": 200, "val_fraction": 0.1},
             "model": {"name": "mlp", "options": {"preset": "wine"}}, "train": {"epochs": 2, "batch_size": 64, "num_threads": 1}}
     configs = [make(f"seed={i}", f"loss.name={loss}", MIXTURE, base=wine) for i, loss in enumerate(["mse", "biv", "cutoff"])]
+    _, bdirs, pdirs = run_both(configs, tmp_path)
+    for bdir, pdir in zip(bdirs, pdirs):
+        assert_same_run(bdir, pdir)
+
+
+def test_runs_evaluated_by_their_own_models_equal_plain_runs(tmp_path, monkeypatch):
+    # the fallback when the runs' evaluation splits cannot be stacked: each run's own module predicts
+    monkeypatch.setattr(batched._Group, "predict_all", lambda self: None)
+    configs = [make(*ov, "train.eval_batch_size=20") for ov in MIXED[:3]]
     _, bdirs, pdirs = run_both(configs, tmp_path)
     for bdir, pdir in zip(bdirs, pdirs):
         assert_same_run(bdir, pdir)

@@ -99,7 +99,7 @@ BATCHED_LOSSES = {"mse": 0, "iv": 1, "biv": 2, "cutoff": 3}
 _MSE, _IV, _BIV, _CUTOFF = 0, 1, 2, 3
 
 #: Default seconds between two writes of the runs' ``last.pt`` during training.
-DEFAULT_CHECKPOINT_INTERVAL = 60.0
+DEFAULT_CHECKPOINT_INTERVAL = 300.0
 
 # Configuration sections that must be equal in every run of a group (train.num_threads aside).
 _SHARED_SECTIONS = ("data", "model", "optimizer", "schedule", "train")
@@ -468,6 +468,21 @@ class BatchedMLP(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+class _Replay(nn.Module):
+    """Stands in for a run's model while the plain trainer's ``metrics`` evaluates it: returns,
+    batch after batch, the predictions the batched model computed for that run (the same
+    kernels on the same batches, so the same numbers), and checks that the batches match."""
+
+    def __init__(self, outputs: Sequence[Tensor]) -> None:
+        super().__init__()
+        self.outputs = list(outputs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.outputs or self.outputs[0].shape[0] != x.shape[0]:
+            raise RuntimeError("batched evaluation out of step with the trainer's evaluation batches")
+        return self.outputs.pop(0)
+
+
 class _Member(_Run):
     """A run of a batched group: the plain trainer's setup, evaluation, files and summary."""
 
@@ -475,6 +490,16 @@ class _Member(_Run):
     saved_epoch: int = -1  # epoch of the last.pt on disk (-1: none)
     active: bool = False
     record_keys: tuple[str, ...] = ()
+    predictions: list[Tensor] | None = None  # evaluation outputs from the group, test then val
+
+    def metrics(self) -> dict[str, float]:
+        if self.predictions is None:
+            return super().metrics()
+        model, self.model = self.model, _Replay(self.predictions)
+        try:
+            return super().metrics()
+        finally:
+            self.model, self.predictions = model, None
 
     def setup(self, checkpoint: Mapping[str, Any] | None) -> None:
         super().setup(checkpoint)
@@ -539,6 +564,7 @@ class _Group:
         self.model.train()
         self.optimizer = _build_optimizer(self.cfg, self.model, members[0].loss_fn)
         self.shapes = [p.shape for p in self.model.parameters()]
+        self.member_tensors = [list(m.model.state_dict(keep_vars=True).items()) for m in members]
         self.x = torch.stack([m.prep.x_train for m in members])
         self.y = torch.stack([m.prep.y_train.reshape(-1) for m in members])
         n = self.y.shape[1]
@@ -587,7 +613,7 @@ class _Group:
     def load_member(self, k: int, m: _Member, stacked: Mapping[str, Tensor] | None = None) -> None:
         """Copy run k's slice of the stacked state (default: the live one) into its own model."""
         with torch.no_grad():
-            for key, tensor in m.model.state_dict(keep_vars=True).items():
+            for key, tensor in self.member_tensors[k]:
                 source = stacked[key] if stacked is not None else self.model.stacked(key)
                 tensor.copy_(source[k])
 
@@ -635,10 +661,34 @@ class _Group:
 
     # -- training ------------------------------------------------------------------------------
 
+    def predict_all(self) -> list[list[Tensor]] | None:
+        """Every run's eval-mode outputs on its test then validation split, in the trainer's
+        evaluation batches (``None`` when the runs' splits differ in size)."""
+        splits = [[m.prep.test.x for m in self.members], [m.prep.val.x for m in self.members]]
+        if any(len({tuple(x.shape) for x in xs}) != 1 for xs in splits):
+            return None
+        bs = self.members[0].eval_batch_size  # the plain trainer's evaluation batches
+        outputs: list[list[Tensor]] = [[] for _ in self.members]
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for xs in splits:
+                    x = torch.stack(xs)
+                    for start in range(0, x.shape[1], bs):
+                        out = self.model(x[:, start : start + bs]).unsqueeze(-1)
+                        for k in range(len(self.members)):
+                            outputs[k].append(out[k])
+        finally:
+            self.model.train()
+        return outputs
+
     def evaluate(self, epoch: int, epoch_end: bool) -> None:
+        outputs = self.predict_all()
         for k, m in self.active():
             self.sync(k, m)
-            self.load_member(k, m)
+            if outputs is None or len(m.prep.val) > 0:  # its own model evaluates, or goes to best.pt
+                self.load_member(k, m)
+            m.predictions = outputs[k] if outputs is not None else None
             record = m.evaluate(epoch, epoch_end)
             if not m.finite(record):
                 self.stop(k, m, "failed", m.nonfinite_message(record))
@@ -819,7 +869,8 @@ def run_batched(
     if cfgs[0].train.num_threads is not None:
         torch.set_num_threads(cfgs[0].train.num_threads)
     try:
-        return _run_group(cfgs, dirs, quiet=quiet, checkpoint_interval=checkpoint_interval)
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
+            return _run_group(cfgs, dirs, quiet=quiet, checkpoint_interval=checkpoint_interval)
     finally:
         torch.set_num_threads(previous_threads)
 
