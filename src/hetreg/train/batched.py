@@ -392,23 +392,40 @@ def mlp_forward(layers: Sequence[_Layer], tensors: Mapping[str, Tensor], x: Tens
     return h
 
 
+#: Each run's slice of a stacked tensor starts on a boundary of this many bytes, as a tensor of
+#: its own does: BLAS kernels may round differently for operands at other alignments.
+ALIGN_BYTES = 64
+
+
+def _padded_stack(tensors: Sequence[Tensor]) -> Tensor:
+    """(K, m): row k holds ``tensors[k]`` flattened, then zeros up to ``m``, the smallest multiple
+    of :data:`ALIGN_BYTES` bytes that holds it."""
+    n = tensors[0].numel()
+    per = max(1, ALIGN_BYTES // tensors[0].element_size())
+    out = torch.zeros(len(tensors), max(per, -(-n // per) * per), dtype=tensors[0].dtype)
+    out[:, :n] = torch.stack([t.detach().reshape(-1) for t in tensors])
+    return out
+
+
 class BatchedMLP(nn.Module):
     """K MLPs of the same architecture with their parameters and buffers stacked on axis 0.
 
     Built from the K run models (``hetreg.models.build_model("mlp", ...)``, mean head), whose
-    state is copied (the run models are left untouched). Parameters are registered in the order
-    of ``models[0].parameters()``, so an optimizer over :meth:`parameters` has the same parameter
-    indices as one over a run's model, and an elementwise optimizer step on the stacked tensors
-    is the K runs' steps.
+    state is copied (the run models are left untouched). Each stacked tensor is stored as a
+    (K, m) parameter or buffer whose rows start on :data:`ALIGN_BYTES` boundaries (the padding
+    stays zero: its gradient is zero); :meth:`stacked` gives the (K, *shape) view. Parameters are
+    registered in the order of ``models[0].parameters()``, so an optimizer over
+    :meth:`parameters` has the same parameter indices as one over a run's model, and an
+    elementwise optimizer step on the stacked tensors is the K runs' steps.
 
-    ``forward(x)`` maps (K, N, d) inputs to (K, N) predictions in the current mode. Each run is
+    ``forward(xs)`` maps K inputs (N, d) to (K, N) predictions in the current mode. Each run is
     computed by :func:`mlp_forward` on its slice of the stacked tensors (views, so BatchNorm
     updates the stacked running statistics in place and gradients flow to the stacked
-    parameters): the calls, shapes and memory layout are those of the run's own ``nn.Module``, so
-    the results are the same bit for bit, which matters because a Linear bias followed by
-    BatchNorm has a zero gradient up to rounding, and Adam turns that rounding into steps of
-    size lr: any change in rounding changes the BatchNorm running means, hence eval-mode metrics,
-    by up to a few percent.
+    parameters): the calls, shapes and memory alignment are those of the run's own
+    ``nn.Module`` when the inputs are separate tensors (not slices of one), so the results are the
+    same bit for bit. That matters because a Linear bias followed by BatchNorm has a zero gradient
+    up to rounding, and Adam turns that rounding into steps of size lr: any change of rounding
+    moves the BatchNorm running means, hence eval-mode metrics, by up to a few percent.
     """
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
@@ -417,27 +434,43 @@ class BatchedMLP(nn.Module):
             raise ValueError("BatchedMLP needs at least one model")
         self.layers = _mlp_layers(models[0])
         states = [m.state_dict() for m in models]
-        shapes = {key: t.shape for key, t in states[0].items()}
+        self.shapes = {key: t.shape for key, t in states[0].items()}
         for m, state in zip(models[1:], states[1:]):
-            if _mlp_layers(m) != self.layers or {key: t.shape for key, t in state.items()} != shapes:
+            if _mlp_layers(m) != self.layers or {key: t.shape for key, t in state.items()} != self.shapes:
                 raise ValueError("the models of a BatchedMLP must share one architecture")
         self.size = len(models)
-        params = dict(models[0].named_parameters())
-        for key in params:  # parameters first, in the order of the run models' parameters()
-            stacked = torch.stack([s[key].detach() for s in states]).clone()
-            self.register_parameter(key.replace(".", "__"), nn.Parameter(stacked))
+        self.param_keys = [key for key, _ in models[0].named_parameters()]
+        for key in self.param_keys:  # parameters first, in the order of the run models' parameters()
+            self.register_parameter(key.replace(".", "__"), nn.Parameter(_padded_stack([s[key] for s in states])))
         for key in states[0]:
-            if key not in params:
-                self.register_buffer(key.replace(".", "__"), torch.stack([s[key] for s in states]).clone())
+            if key not in self.param_keys:
+                self.register_buffer(key.replace(".", "__"), _padded_stack([s[key] for s in states]))
         self.keys = list(states[0])  # the run models' state-dict keys, in their order
 
-    def stacked(self, key: str) -> Tensor:
-        """The stacked tensor (K, ...) of a run state-dict key."""
+    def _storage(self, key: str) -> Tensor:
         return getattr(self, key.replace(".", "__"))
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 3 or x.shape[0] != self.size:
-            raise ValueError(f"x must have shape (K={self.size}, N, d), got {tuple(x.shape)}")
+    def stacked(self, key: str) -> Tensor:
+        """The (K, *shape) view of the stacked tensor of a run state-dict key."""
+        shape = self.shapes[key]
+        return self._storage(key)[:, : shape.numel()].view(self.size, *shape)
+
+    def stacked_grad(self, key: str) -> Tensor | None:
+        """The (K, *shape) gradient of a stacked parameter (``None`` before a backward pass)."""
+        grad = self._storage(key).grad
+        shape = self.shapes[key]
+        return None if grad is None else grad[:, : shape.numel()].view(self.size, *shape)
+
+    def member_slice(self, index: int, tensor: Tensor, k: int) -> Tensor:
+        """Run k's part, shaped like its parameter, of a tensor shaped like the storage of
+        parameter number ``index`` (e.g. an optimizer state); a copy."""
+        shape = self.shapes[self.param_keys[index]]
+        return tensor[k, : shape.numel()].reshape(shape).clone()
+
+    def forward(self, xs: Tensor | Sequence[Tensor]) -> Tensor:
+        if len(xs) != self.size or any(x.dim() != 2 for x in xs):
+            shape = tuple(xs.shape) if isinstance(xs, Tensor) else [tuple(x.shape) for x in xs]
+            raise ValueError(f"give K={self.size} inputs of shape (N, d) (a list, or a (K, N, d) tensor), got {shape}")
         layers = []
         for layer in self.layers:
             if layer.kind == "batchnorm" and self.training:
@@ -448,9 +481,10 @@ class BatchedMLP(nn.Module):
             layers.append(layer)
         keys = [k for k in self.keys if not k.endswith("num_batches_tracked")]
         slices = {key: self.stacked(key).unbind(0) for key in keys}
+        xs = xs.unbind(0) if isinstance(xs, Tensor) else xs
         outs = [
             mlp_forward(layers, {key: slices[key][k] for key in keys}, xk, training=self.training)
-            for k, xk in enumerate(x.unbind(0))
+            for k, xk in enumerate(xs)
         ]
         return torch.stack(outs)[..., 0]
 
@@ -532,16 +566,15 @@ def _copy_state(state: _State) -> dict[str, Any]:
     return d
 
 
-def _slice_optimizer_state(
-    stacked: Mapping[int, Mapping[str, Any]], shapes: Sequence[torch.Size], k: int
-) -> dict[int, dict[str, Any]]:
+def _slice_optimizer_state(stacked: Mapping[int, Mapping[str, Any]], model: BatchedMLP, k: int) -> dict[int, dict[str, Any]]:
     """Run k's optimizer state from the stacked one: per-parameter tensors sliced, the rest copied."""
+    storage = [p.shape for p in model.parameters()]
     out: dict[int, dict[str, Any]] = {}
     for i, entry in stacked.items():
         out[i] = {}
         for key, value in entry.items():
             if isinstance(value, Tensor):
-                value = value[k].clone() if value.shape == shapes[i] else value.clone()
+                value = model.member_slice(i, value, k) if value.shape == storage[i] else value.clone()
             out[i][key] = value
     return out
 
@@ -563,9 +596,7 @@ class _Group:
         self.model = BatchedMLP([m.model for m in members])
         self.model.train()
         self.optimizer = _build_optimizer(self.cfg, self.model, members[0].loss_fn)
-        self.shapes = [p.shape for p in self.model.parameters()]
         self.member_tensors = [list(m.model.state_dict(keep_vars=True).items()) for m in members]
-        self.x = torch.stack([m.prep.x_train for m in members])
         self.y = torch.stack([m.prep.y_train.reshape(-1) for m in members])
         n = self.y.shape[1]
         ones = torch.ones(n)
@@ -581,7 +612,6 @@ class _Group:
         self.eps32 = torch.tensor(eps, dtype=torch.float32).unsqueeze(1)
         self.eps64 = torch.tensor(eps, dtype=torch.float64).unsqueeze(1)
         self.threshold = torch.tensor(thresholds, dtype=torch.float32).unsqueeze(1)
-        self.rows = torch.arange(len(members)).unsqueeze(1)
         self.step = 0
         self.last_eval_step = -1
         self._reset_sums()
@@ -638,7 +668,7 @@ class _Group:
             return
         self.load_member(k, m, snap.model)
         m.optimizer.load_state_dict(
-            {"state": _slice_optimizer_state(snap.optimizer, self.shapes, k), "param_groups": copy.deepcopy(snap.param_groups)}
+            {"state": _slice_optimizer_state(snap.optimizer, self.model, k), "param_groups": copy.deepcopy(snap.param_groups)}
         )
         live_gen, live_state = m.shuffle_gen.get_state(), m.state
         m.shuffle_gen.set_state(snap.shuffle[k])
@@ -673,9 +703,8 @@ class _Group:
         try:
             with torch.no_grad():
                 for xs in splits:
-                    x = torch.stack(xs)
-                    for start in range(0, x.shape[1], bs):
-                        out = self.model(x[:, start : start + bs]).unsqueeze(-1)
+                    for start in range(0, xs[0].shape[0], bs):
+                        out = self.model([x[start : start + bs] for x in xs]).unsqueeze(-1)
                         for k in range(len(self.members)):
                             outputs[k].append(out[k])
         finally:
@@ -735,7 +764,7 @@ class _Group:
                 order = torch.arange(n).expand(len(self.members), n)
             for b, (start, stop) in enumerate(bounds):
                 idx = order[:, start:stop]
-                pred = self.model(self.x[self.rows, idx])
+                pred = self.model([m.prep.x_train[i] for m, i in zip(self.members, idx)])
                 var = self.var.gather(1, idx)
                 weight = self.weight.gather(1, idx) if self.weight is not None else None
                 losses = member_losses(
