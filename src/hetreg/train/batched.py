@@ -83,7 +83,9 @@ from hetreg.train.schedule import apply_schedule
 from hetreg.train.trackers import JsonlTracker, build_trackers
 
 __all__ = [
+    "ALIGN_BYTES",
     "BATCHED_LOSSES",
+    "DEFAULT_CHECKPOINT_INTERVAL",
     "BatchedMLP",
     "batch_groups",
     "batching_problem",
