@@ -206,18 +206,25 @@ class LocalExecutor(Executor):
     On Ctrl-C the runs in progress get ``grace`` seconds to record themselves as interrupted
     (they received the signal too), then the workers are stopped; every run stays resumable.
 
+    Runs that differ only in seed, noise or loss (MLP models; see
+    :func:`hetreg.train.batched.supports_batching`) are trained together as one batched model,
+    one group per worker, with the same results as separate runs; the others run one by one.
+
     Args:
-        workers: number of runs in parallel (default: the number of cores).
+        workers: number of runs (or batched groups) in parallel (default: the number of cores).
         grace: seconds to wait for the runs in progress after an interrupt.
+        batch: train compatible runs as batched groups (``--executor-option batch=false`` to turn
+            it off).
     """
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, grace: float = 5.0) -> None:
+    def __init__(self, workers: int | None = None, grace: float = 5.0, batch: bool = True) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         self.workers = workers or os.cpu_count() or 1
         self.grace = grace
+        self.batch = bool(batch)
 
     def submit(
         self, runs: Sequence[RunSpec], on_result: Callable[[RunResult], None] | None = None
@@ -225,15 +232,19 @@ class LocalExecutor(Executor):
         results: list[RunResult] = []
         if not runs:
             return results
-        workers = min(self.workers, len(runs))
+        from hetreg.train.batched_sweep import execute_unit, group_run_specs
+
+        parts = min(self.workers, len(runs))
+        units = group_run_specs(runs, parts=parts) if self.batch else [[spec] for spec in runs]
+        workers = min(self.workers, len(units))
         if workers == 1:  # in this process, with torch's default of one thread per core
-            for spec in runs:
-                result = execute_run(spec)
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
+            for unit in units:
+                for result in execute_unit(unit):
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
             return results
-        return self._submit_pool(runs, workers, on_result, results)
+        return self._submit_pool(units, workers, on_result, results)
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         import multiprocessing
@@ -247,39 +258,43 @@ class LocalExecutor(Executor):
 
     def _submit_pool(
         self,
-        runs: Sequence[RunSpec],
+        units: Sequence[Sequence[RunSpec]],
         workers: int,
         on_result: Callable[[RunResult], None] | None,
         results: list[RunResult],
     ) -> list[RunResult]:
         # At most `workers` runs are handed to the pool at a time (the pool would otherwise queue
         # extra runs in its workers, which would still start after a Ctrl-C).
-        pending = list(runs)
-        inflight: dict[Future[RunResult], RunSpec] = {}
+        from hetreg.train.batched_sweep import execute_unit
+
+        pending = [list(unit) for unit in units]
+        inflight: dict[Future[list[RunResult]], list[RunSpec]] = {}
         pool = self._new_pool(workers)
+
+        def record(unit_results: list[RunResult]) -> None:
+            for result in unit_results:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+
         try:
             while pending or inflight:
                 while pending and len(inflight) < workers:
-                    spec = pending.pop(0)
-                    inflight[pool.submit(execute_run, spec)] = spec
+                    unit = pending.pop(0)
+                    inflight[pool.submit(execute_unit, unit)] = unit
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 broken = False
                 for future in done:
-                    spec = inflight.pop(future)
+                    unit = inflight.pop(future)
                     try:
-                        result = future.result()
+                        unit_results = future.result()
                     except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
                         broken = broken or isinstance(exc, BrokenProcessPool)
-                        result = _worker_failure(spec, exc)
-                    results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                        unit_results = [_worker_failure(spec, exc) for spec in unit]
+                    record(unit_results)
                 if broken:  # every run of a broken pool fails; start a fresh pool for the rest
-                    for future, spec in list(inflight.items()):
-                        result = _worker_failure(spec, BrokenProcessPool("a worker process died"))
-                        results.append(result)
-                        if on_result is not None:
-                            on_result(result)
+                    for future, unit in list(inflight.items()):
+                        record([_worker_failure(spec, BrokenProcessPool("a worker process died")) for spec in unit])
                     inflight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = self._new_pool(workers)

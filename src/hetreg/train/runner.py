@@ -270,10 +270,10 @@ def _build_optimizer(cfg: ExperimentConfig, model: nn.Module, loss_fn: nn.Module
             groups.append(group)
     opt = cfg.optimizer
     if opt.name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=opt.weight_decay)
+        return torch.optim.Adam(groups, lr=lr, weight_decay=opt.weight_decay, foreach=True)
     if opt.name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=opt.weight_decay)
-    return torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=opt.weight_decay, foreach=True)
+    return torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, weight_decay=opt.weight_decay, foreach=True)
 
 
 def _has_batchnorm(model: nn.Module) -> bool:
