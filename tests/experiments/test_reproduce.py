@@ -28,6 +28,7 @@ from hetreg.experiments.reproduce import (
     list_reproductions,
     load_study,
     reproduce,
+    rewrite_report,
     study_from_dict,
     validate_study,
 )
@@ -276,6 +277,11 @@ def test_quick_bmse_synthetic_end_to_end(tmp_path: Path) -> None:
     before = sorted(p.name for p in (out / "synthetic" / "runs").iterdir())
     reproduce("bmse-synthetic", out, quick=True, workers=1, quiet=True)
     assert sorted(p.name for p in (out / "synthetic" / "runs").iterdir()) == before
+    sessions = json.loads((out / "study.json").read_text())["sessions"]
+    assert len(sessions) == 2 and sessions[-1]["command"].endswith("--quick --workers 1")
+    # the report can be written again without running anything
+    (out / "bmse-synthetic.md").unlink()
+    assert rewrite_report("bmse-synthetic", out, quick=True).read_text(encoding="utf-8").count("| MSE |") == 1
     assert len(json.loads((out / "study.json").read_text())["sessions"]) == 2
     # the same folder cannot hold the full study, nor another one
     with pytest.raises(FileExistsError):

@@ -11,7 +11,8 @@ the claims to check and a ``quick`` variant. :func:`reproduce` runs every part a
     list_reproductions()                      # ['biv-bike', 'biv-epsilon', ...]
     reproduce("biv-wine", workers=2)          # OUT = hetreg-runs/reproduce-biv-wine
 
-or ``python -m hetreg.experiments.reproduce biv-wine --workers 2``. Running it again with the
+or ``python -m hetreg.experiments.reproduce biv-wine --workers 2`` (``--report-only`` rewrites the
+report of an existing folder, :func:`rewrite_report`). Running it again with the
 same ``OUT`` skips the completed runs (the sweeps resume), so an interrupted study continues.
 With the default ``OUT`` (and not ``quick``) the report is also copied to ``docs/results/``.
 
@@ -80,6 +81,7 @@ __all__ = [
     "list_reproductions",
     "load_study",
     "reproduce",
+    "rewrite_report",
     "study_from_dict",
     "validate_study",
     "write_study_report",
@@ -1324,8 +1326,9 @@ def _plot_epsilon(study: Study, tables: _Tables, out: Path, name: str) -> list[t
 
 
 def _plot_metrics(study: Study, tables: _Tables, out: Path, name: str) -> list[tuple[str, str]]:
-    """Grouped bars: every metric (x) and loss (colour), mean ± 95 % CI."""
-    specs = [s for s in study.metrics if tables.summaries.get(s.name)]
+    """Grouped bars: every error metric (x; metrics without paired differences, such as σ, are
+    left out) and loss (colour), mean ± 95 % CI."""
+    specs = [s for s in study.metrics if s.paired and tables.summaries.get(s.name)]
     if len(specs) < 2:
         return []
     _, losses = _settings_and_losses(tables.summaries[specs[0].name])
@@ -1348,7 +1351,7 @@ def _plot_metrics(study: Study, tables: _Tables, out: Path, name: str) -> list[t
     ax.set_yscale("log")
     ax.set_ylabel("mean over seeds, 95 % CI")
     ax.grid(True, axis="y", alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     path = _save_figure(fig, out / f"{name}-metrics.png")
     return [("Every metric per loss (mean over seeds, 95 % CI)", path.name)]
 
@@ -1617,16 +1620,36 @@ def reproduce(
         "elapsed": round(time.monotonic() - start, 1),
         "workers": workers,
         "executor": executor,
+        "command": _command(name, None if default else out, quick, workers, executor),
         "machine": machine,
     }
     state = {**runstore.read_json(out / STUDY_FILE), "sessions": [*state.get("sessions", []), session]}
     runstore.write_json(out / STUDY_FILE, state)
-    command = _command(name, None if default else out, quick, workers, executor)
-    report = write_study_report(study, out, quick=quick, command=command, sessions=state["sessions"])
+    report = write_study_report(study, out, quick=quick, command=session["command"], sessions=state["sessions"])
     say(f"report: {report} (wall time {session['elapsed']:.0f} s)")
     if default and not quick:
         copied = _copy_report(out, name, Path(docs_dir) if docs_dir is not None else DEFAULT_DOCS_DIR)
         say(f"report copied to {copied}")
+    return report
+
+
+def rewrite_report(
+    name: str, out_dir: str | Path | None = None, *, quick: bool = False, docs_dir: str | Path | None = None
+) -> Path:
+    """Write the report of an existing study folder again (e.g. after a change of the report code),
+    without running anything; with the default folder (not ``quick``) copy it to ``docs_dir`` too."""
+    study = load_study(name)
+    default = out_dir is None
+    out = default_out_dir(name, quick) if default else Path(out_dir)  # type: ignore[arg-type]
+    state = runstore.read_json(out / STUDY_FILE)
+    if state.get("name") != name or bool(state.get("quick")) != quick:
+        raise FileNotFoundError(f"{out} does not hold the study {name!r} (quick={quick}); run it with reproduce() first")
+    sessions = state.get("sessions") or []
+    last = sessions[-1] if sessions else {}
+    command = last.get("command") or _command(name, None if default else out, quick, last.get("workers"), last.get("executor", "local"))
+    report = write_study_report(study, out, quick=quick, command=command, sessions=sessions)
+    if default and not quick:
+        _copy_report(out, name, Path(docs_dir) if docs_dir is not None else DEFAULT_DOCS_DIR)
     return report
 
 
@@ -1640,13 +1663,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executor", default="local", help="executor (default local)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but the report path")
     parser.add_argument("--list", action="store_true", help="list the studies and exit")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report of the study folder, run nothing")
     args = parser.parse_args(argv)
     if args.list or not args.name:
         for study_name in list_reproductions():
             print(f"{study_name}: {load_study(study_name).title}")
         return 0
     try:
-        path = reproduce(args.name, args.out, quick=args.quick, workers=args.workers, executor=args.executor, quiet=args.quiet)
+        if args.report_only:
+            path = rewrite_report(args.name, args.out, quick=args.quick)
+        else:
+            path = reproduce(args.name, args.out, quick=args.quick, workers=args.workers, executor=args.executor, quiet=args.quiet)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
