@@ -1465,7 +1465,6 @@ def write_study_report(
     counts: dict[str, int] = {}
     for r in results.rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    run_seconds = sum(float(r.metrics.get("elapsed", 0.0)) for r in results.rows)
     wall = sum(float(s.get("elapsed", 0.0)) for s in sessions)
     machine = dict(sessions[-1].get("machine", {})) if sessions else machine_info()
     lines = [f"# {study.title}", ""]
@@ -1479,7 +1478,7 @@ def write_study_report(
         f"{study.seed_count(quick)} seeds per grid point (seed = data split, noise draw, initialisation and batch order).",
         f"- Wall time: {_fmt_seconds(wall)} over {len(sessions)} session(s)"
         + (f" ({', '.join(_session_text(s) for s in sessions)})" if sessions else "")
-        + f"; summed run time {_fmt_seconds(run_seconds)}.",
+        + ".",
         f"- Machine: {machine.get('cpu_count')} CPU cores (shared with other jobs; load average at the start "
         f"{machine.get('load_average')}), torch {machine.get('torch')}, Python {machine.get('python')}, "
         f"{machine.get('platform')}, hetreg {machine.get('hetreg')} (commit {machine.get('git_commit')}).",
