@@ -851,7 +851,7 @@ def _metric_label(study: Study, name: str) -> str:
     return next((m.label for m in study.metrics if m.name == name), name)
 
 
-def _claim_settings(study: Study, claim: Claim, quick: bool, present: Sequence[str]) -> list[str]:
+def _claim_settings(study: Study, claim: Claim, present: Sequence[str]) -> list[str]:
     if claim.mixture_means is None or study.noise is None:
         return list(present)
     wanted = {study.noise.label(m) for m in claim.mixture_means}
@@ -872,7 +872,7 @@ def _verdict(lower: int, higher: int, total: int) -> str:
     return f"**Not confirmed**: no significant difference in any of the {total} comparisons."
 
 
-def _check_paired(study: Study, claim: Claim, tables: _Tables, quick: bool) -> list[str]:
+def _check_paired(study: Study, claim: Claim, tables: _Tables) -> list[str]:
     lines: list[str] = []
     lower = higher = total = 0
     for metric in claim.metrics:
@@ -880,7 +880,7 @@ def _check_paired(study: Study, claim: Claim, tables: _Tables, quick: bool) -> l
         if not groups:
             lines.append(f"- {_metric_label(study, metric)}: no completed runs.")
             continue
-        settings = _claim_settings(study, claim, quick, list(dict.fromkeys(str(g.values[SETTING_KEY]) for g in groups)))
+        settings = _claim_settings(study, claim, list(dict.fromkeys(str(g.values[SETTING_KEY]) for g in groups)))
         losses = list({format_value(g.values[LOSS_KEY]): g.values[LOSS_KEY] for g in groups}.values())
         for a in [v for v in losses if study.matches(v, claim.groups)]:
             for b in [v for v in losses if study.matches(v, claim.against) and format_value(v) != format_value(a)]:
@@ -936,7 +936,7 @@ def _check_trend(study: Study, claim: Claim, tables: _Tables) -> list[str]:
     return [verdict, "", f"- {claim.among}: {values}."]
 
 
-def _check_auto_ebs(study: Study, claim: Claim, tables: _Tables, quick: bool) -> list[str]:
+def _check_auto_ebs(study: Study, claim: Claim, tables: _Tables) -> list[str]:
     metric = claim.metrics[0]
     groups = tables.summaries.get(metric) or []
     batch = int(get_dotted(study.base, "train.batch_size", 256) or 256)
@@ -966,17 +966,17 @@ def _check_auto_ebs(study: Study, claim: Claim, tables: _Tables, quick: bool) ->
     return [verdict, "", *lines]
 
 
-def check_claims(study: Study, tables: _Tables, quick: bool = False) -> list[str]:
+def check_claims(study: Study, tables: _Tables) -> list[str]:
     """Markdown lines: for every claim, the verdict and the measured comparisons behind it."""
     lines: list[str] = []
     for claim in study.claims:
         lines += [f"### {claim.text}", "", f"_Source: {claim.source}._", ""]
         if claim.kind == "paired":
-            lines += _check_paired(study, claim, tables, quick)
+            lines += _check_paired(study, claim, tables)
         elif claim.kind == "trend":
             lines += _check_trend(study, claim, tables)
         else:
-            lines += _check_auto_ebs(study, claim, tables, quick)
+            lines += _check_auto_ebs(study, claim, tables)
         lines.append("")
     return lines
 
@@ -1527,7 +1527,7 @@ def write_study_report(
             "seed-paired t-interval excludes 0.",
             "",
         ]
-        lines += check_claims(study, tables, quick)
+        lines += check_claims(study, tables)
     lines += [f"_Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; table: [{name}.csv]({name}.csv)._", ""]
     md = out / f"{name}.md"
     runstore.atomic_write_text(md, "\n".join(lines))
