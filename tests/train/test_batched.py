@@ -336,14 +336,25 @@ def test_run_batched_refuses_occupied_or_mismatched_directories(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("batch", [32, 30], ids=["fused", "run-by-run"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("options", [{"preset": "wine"}, {"hidden": [6], "batchnorm": False}, {"hidden": []}])
-def test_batched_mlp_equals_its_modules_in_both_modes(dtype, options):
+def test_batched_mlp_equals_its_modules_in_both_modes(dtype, options, batch, threads):
+    # one kernel call per layer for all runs at one thread and aligned batches; else run by run
+    assert BatchedMLP.fused(batch, torch.finfo(dtype).bits // 8) == (batch == 32 and threads == 1)
     torch.manual_seed(0)
     models = [build_model("mlp", (5,), **options).to(dtype) for _ in range(3)]
     stacked = BatchedMLP(models)
-    x = torch.randn(3, 32, 5, dtype=dtype)
-    y = torch.randn(3, 32, dtype=dtype)
+    x = torch.randn(3, batch, 5, dtype=dtype)
+    y = torch.randn(3, batch, dtype=dtype)
     stacked.train()
     out = stacked(x)
     ((out - y) ** 2).sum().backward()

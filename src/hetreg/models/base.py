@@ -124,6 +124,10 @@ class RegressionNet(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate features (N, F), before FDS and the head."""
+        self._check_input(x)
+        return self.body(x)
+
+    def _check_input(self, x: Tensor) -> None:
         if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
             hint = ""
             if x.dim() == 4 and x.shape[-1] == 3 and x.shape[1] != 3:
@@ -132,7 +136,6 @@ class RegressionNet(nn.Module):
                 f"x must have shape (N, {', '.join(map(str, self.input_shape))}) for this model, "
                 f"got {tuple(x.shape)}{hint}"
             )
-        return self.body(x)
 
     def attach_fds(self, fds: nn.Module | None) -> None:
         """Insert (or remove, with ``None``) an FDS module between the features and the head."""
@@ -143,6 +146,10 @@ class RegressionNet(nn.Module):
 
         ``labels`` and ``epoch`` are only used by an attached FDS module, in training mode.
         """
+        predict = getattr(self.body, "predict", None)
+        if predict is not None and self.fds is None and self.head.kind == "mean":
+            self._check_input(x)
+            return predict(x, self.head.linear)  # body and head in one pass (MLPs)
         z = self.features(x)
         if self.fds is not None and self.training and labels is not None:
             z = self.fds(z, labels, epoch)

@@ -8,9 +8,12 @@ the same widths (19 inputs) without BatchNorm. The input width always comes from
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from torch import nn
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from hetreg._validation import check_choice
 
@@ -82,4 +85,209 @@ def mlp_body(
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
         width = h
-    return nn.Sequential(*layers), width
+    return MLPBody(*layers), width
+
+
+# ---------------------------------------------------------------------------------------------
+# The forward pass of K MLPs at once (K = 1 for one model)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MLPLayer:
+    """One step of an MLP's forward pass: ``"linear"``, ``"batchnorm"`` or ``"relu"``.
+
+    ``prefix`` is the layer's state-dict prefix in the model (``"body.0."``, ``"head.linear."``);
+    ``momentum`` and ``eps`` are a BatchNorm's (``momentum=None``: cumulative average).
+    """
+
+    kind: str
+    prefix: str
+    momentum: float | None = None
+    eps: float = 0.0
+
+
+def mlp_layers(body: nn.Module, head_prefix: str = "head.linear.") -> tuple[MLPLayer, ...] | None:
+    """The layer plan of an MLP body (``Linear``, affine ``BatchNorm1d`` tracking running
+    statistics, ``ReLU``, ``Dropout(0)``) followed by the head's Linear, or ``None`` when the body
+    holds anything else (e.g. dropout > 0, which draws random numbers)."""
+    if not isinstance(body, nn.Sequential):
+        return None
+    layers: list[MLPLayer] = []
+    for name, module in body.named_children():
+        prefix = f"body.{name}."
+        if isinstance(module, nn.Linear):
+            layers.append(MLPLayer("linear", prefix))
+        elif isinstance(module, nn.BatchNorm1d) and module.affine and module.track_running_stats:
+            layers.append(MLPLayer("batchnorm", prefix, module.momentum, module.eps))
+        elif isinstance(module, nn.ReLU):
+            layers.append(MLPLayer("relu", prefix))
+        elif isinstance(module, nn.Dropout) and module.p == 0:
+            continue
+        else:
+            return None
+    layers.append(MLPLayer("linear", head_prefix))
+    return tuple(layers)
+
+
+#: Each model's block of a gradient computed by :class:`StackedLinear` starts on a boundary of
+#: this many bytes, as a tensor of its own does.
+ALIGN_BYTES = 64
+
+
+class StackedLinear(torch.autograd.Function):
+    """:math:`h_k \leftarrow W_k h_k + b_k` for K models, feature-major: x (K, in, B), weight
+    (K, out, in), bias (K, out) or ``None`` -> (K, out, B).
+
+    Every product is one ``torch.addmm`` / ``torch.mm`` call per model, into that model's block
+    of the output, in the forward and the backward pass. A batched BLAS call (``torch.bmm``)
+    would save the loop but was seen to round some models of a batch differently from the same
+    model alone (small matrices, and more than one thread); with one call per model, model k's
+    numbers are those of the model alone whatever K is. The bias gradient is one reduction over
+    B for all models.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
+        k, b = x.shape[0], x.shape[2]
+        out = torch.empty(k, weight.shape[1], b, dtype=x.dtype)
+        for i in range(k):
+            if bias is None:
+                torch.mm(weight[i], x[i], out=out[i])
+            else:
+                torch.addmm(bias[i].unsqueeze(-1), weight[i], x[i], out=out[i])
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        # BLAS rounds differently for misaligned operands: give every model's block the
+        # alignment of a tensor of its own (a slice of a larger gradient may start anywhere)
+        block = grad[0].numel() * grad.element_size()
+        if not grad.is_contiguous() or grad.data_ptr() % ALIGN_BYTES or (grad.shape[0] > 1 and block % ALIGN_BYTES):
+            grad = grad.clone(memory_format=torch.contiguous_format)
+        k = x.shape[0]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty(k, x.shape[1], x.shape[2], dtype=grad.dtype)
+            for i in range(k):
+                torch.mm(weight[i].t(), grad[i], out=grad_x[i])
+        if ctx.needs_input_grad[1]:
+            n = weight[0].numel()
+            per = max(1, ALIGN_BYTES // grad.element_size())
+            grad_w = torch.empty(k, -(-n // per) * per, dtype=grad.dtype)[:, :n].view(weight.shape)
+            for i in range(k):
+                torch.mm(grad[i], x[i].t(), out=grad_w[i])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(2)
+        return grad_x, grad_w, grad_b
+
+
+def stacked_mlp_forward(
+    layers: Sequence[MLPLayer],
+    tensors: Mapping[str, Tensor],
+    x: Tensor,
+    *,
+    training: bool,
+    upto: int | None = None,
+) -> Tensor:
+    """K MLPs of one architecture on K batches: :math:`h \\leftarrow W h + b`, batch
+    normalisation, :math:`\\max(h, 0)`, computed feature-major, i.e. on (K, features, B).
+
+    The Linear layers are :class:`StackedLinear` (one matrix product per model), every other
+    layer one kernel call for all K models, e.g. one ``F.batch_norm`` over K·C channels (so model k's BatchNorm uses its own batch statistics
+    and updates its own running statistics, in place). Model k's numbers do not depend on K or
+    on the other models: the same model alone (K = 1) gives the same results bit for bit, which
+    is how the plain trainer runs an MLP (:meth:`MLPBody.predict`) and why a batched group of
+    runs (:mod:`hetreg.train.batched`) reproduces each run exactly.
+
+    Args:
+        layers: the plan (:func:`mlp_layers`) with every BatchNorm momentum resolved to a number
+            (the caller counts batches).
+        tensors: stacked parameters and buffers keyed by state-dict key, each (K, *shape). The
+            running statistics must be contiguous (K, C) tensors: they are updated in place.
+        x: (K, B, d) inputs.
+        training: batch statistics (and running-statistics updates) or running statistics.
+        upto: evaluate only ``layers[:upto]`` (e.g. ``-1``: the features, before the head).
+
+    Returns:
+        (K, width, B): the last layer's outputs, feature-major.
+    """
+    k, b = x.shape[0], x.shape[1]
+    h = x.transpose(1, 2)
+    for layer in layers[:upto]:
+        p = layer.prefix
+        if layer.kind == "linear":
+            h = StackedLinear.apply(h, tensors[p + "weight"], tensors.get(p + "bias"))
+        elif layer.kind == "relu":
+            h = torch.relu(h)
+        else:
+            c = h.shape[1]
+            h = F.batch_norm(
+                h.reshape(1, k * c, b),
+                tensors[p + "running_mean"].view(-1),
+                tensors[p + "running_var"].view(-1),
+                tensors[p + "weight"].reshape(-1),
+                tensors[p + "bias"].reshape(-1),
+                training,
+                0.0 if layer.momentum is None else layer.momentum,
+                layer.eps,
+            ).view(k, c, b)
+    return h
+
+
+class MLPBody(nn.Sequential):
+    """The hidden layers of an MLP (an ``nn.Sequential``, so its state-dict keys and modules are
+    the usual ones) whose forward pass is :func:`stacked_mlp_forward` with K = 1.
+
+    ``forward(x)`` gives the (N, F) features; :meth:`predict` runs the body and a head Linear
+    in one pass, as a batched group of runs computes them. Bodies holding other modules
+    (dropout > 0) run as a plain ``nn.Sequential``.
+    """
+
+    def plan(self) -> tuple[MLPLayer, ...] | None:
+        return mlp_layers(self)
+
+    def _resolved_plan(self) -> tuple[MLPLayer, ...] | None:
+        layers = self.plan()
+        if layers is None or not self.training:
+            return layers
+        out = []
+        for layer in layers:
+            if layer.kind == "batchnorm":
+                module = self.get_submodule(layer.prefix[len("body."):].rstrip("."))
+                assert isinstance(module, nn.BatchNorm1d) and module.num_batches_tracked is not None
+                module.num_batches_tracked.add_(1)
+                if layer.momentum is None:
+                    layer = MLPLayer(layer.kind, layer.prefix, 1.0 / float(module.num_batches_tracked), layer.eps)
+            out.append(layer)
+        return tuple(out)
+
+    def _tensors(self, head: nn.Linear | None) -> dict[str, Tensor]:
+        tensors = {f"body.{key}": t.unsqueeze(0) for key, t in self.state_dict(keep_vars=True).items()}
+        if head is not None:
+            tensors["head.linear.weight"] = head.weight.unsqueeze(0)
+            if head.bias is not None:
+                tensors["head.linear.bias"] = head.bias.unsqueeze(0)
+        return tensors
+
+    def _check(self, x: Tensor) -> None:
+        if x.dim() != 2:
+            raise ValueError(f"an MLP takes inputs of shape (N, d), got {tuple(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        layers = self._resolved_plan()
+        if layers is None:
+            return super().forward(x)
+        self._check(x)
+        return stacked_mlp_forward(layers, self._tensors(None), x.unsqueeze(0), training=self.training, upto=-1)[0].t()
+
+    def predict(self, x: Tensor, head: nn.Linear) -> Tensor:
+        """``head(self(x))``, shape (N, out), computed as a batched group computes it."""
+        layers = self._resolved_plan()
+        if layers is None:
+            return head(super().forward(x))
+        self._check(x)
+        return stacked_mlp_forward(layers, self._tensors(head), x.unsqueeze(0), training=self.training)[0].t()

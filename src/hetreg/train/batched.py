@@ -62,11 +62,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hetreg.experiments.config import ExperimentConfig, config_to_dict, save_config
 from hetreg.losses.cutoff import cutoff_mask
+from hetreg.models.mlp import ALIGN_BYTES, MLPLayer, mlp_layers, stacked_mlp_forward
 from hetreg.train.environment import environment_info
 from hetreg.train.files import save_checkpoint, write_json
 from hetreg.train.runner import (
@@ -91,7 +91,6 @@ __all__ = [
     "batching_problem",
     "member_losses",
     "member_records",
-    "mlp_forward",
     "run_batched",
     "supports_batching",
 ]
@@ -324,86 +323,29 @@ def member_records(
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Layer:
-    kind: str  # "linear", "batchnorm" or "relu"
-    prefix: str  # state-dict prefix of the layer in a run's model, e.g. "body.0."
-    momentum: float | None = None
-    eps: float = 0.0
-
-
-def _mlp_layers(model: nn.Module) -> list[_Layer]:
-    """The layers of a :class:`~hetreg.models.RegressionNet` MLP, or ``ValueError`` naming what is not batched."""
+def _mlp_layers(model: nn.Module) -> tuple[MLPLayer, ...]:
+    """The layer plan of a :class:`~hetreg.models.RegressionNet` MLP, or ``ValueError`` naming what is not batched."""
     body, head = getattr(model, "body", None), getattr(model, "head", None)
     if not isinstance(body, nn.Sequential) or head is None or getattr(model, "fds", None) is not None:
         raise ValueError("a batched model needs a RegressionNet with a Sequential body, a head and no FDS module")
     if getattr(head, "kind", None) != "mean" or not isinstance(getattr(head, "linear", None), nn.Linear):
         raise ValueError("a batched model needs a mean head")
-    layers: list[_Layer] = []
-    for name, module in body.named_children():
-        prefix = f"body.{name}."
-        if isinstance(module, nn.Linear):
-            layers.append(_Layer("linear", prefix))
-        elif isinstance(module, nn.BatchNorm1d) and module.affine and module.track_running_stats:
-            layers.append(_Layer("batchnorm", prefix, module.momentum, module.eps))
-        elif isinstance(module, nn.ReLU):
-            layers.append(_Layer("relu", prefix))
-        elif isinstance(module, nn.Dropout) and module.p == 0:
-            continue
-        else:
-            raise ValueError(f"layer {prefix.rstrip('.')} ({type(module).__name__}) is not batched")
-    layers.append(_Layer("linear", "head.linear."))
+    layers = mlp_layers(body)
+    if layers is None:
+        for name, module in body.named_children():
+            if mlp_layers(nn.Sequential(module)) is None:
+                raise ValueError(f"layer body.{name} ({type(module).__name__}) is not batched")
+        raise ValueError("this MLP body is not batched")
     return layers
 
 
-def mlp_forward(layers: Sequence[_Layer], tensors: Mapping[str, Tensor], x: Tensor, *, training: bool) -> Tensor:
-    """One run's MLP forward with its parameters and buffers given by state-dict key.
-
-    The same functional calls as ``nn.Linear``, ``nn.BatchNorm1d`` and ``nn.ReLU`` in
-    ``forward``: :math:`h \\leftarrow h W^T + b`; batch normalisation (batch statistics and an
-    in-place update of the running statistics given in ``tensors`` in training mode, running
-    statistics in eval mode); :math:`\\max(h, 0)`. ``num_batches_tracked`` is not touched (the
-    caller counts batches and passes the momentum through ``layers``).
-
-    Args:
-        layers: the layer plan of the model (:func:`_mlp_layers`), BatchNorm momenta resolved.
-        tensors: the run's parameters and buffers, keyed like its ``state_dict``.
-        x: (N, d) inputs.
-
-    Returns:
-        (N, 1) predictions.
-    """
-    h = x
-    for layer in layers:
-        p = layer.prefix
-        if layer.kind == "linear":
-            h = F.linear(h, tensors[p + "weight"], tensors.get(p + "bias"))
-        elif layer.kind == "relu":
-            h = torch.relu(h)
-        else:
-            h = F.batch_norm(
-                h,
-                tensors[p + "running_mean"],
-                tensors[p + "running_var"],
-                tensors[p + "weight"],
-                tensors[p + "bias"],
-                training,
-                0.0 if layer.momentum is None else layer.momentum,
-                layer.eps,
-            )
-    return h
 
 
-#: Each run's slice of a stacked tensor starts on a boundary of this many bytes, as a tensor of
-#: its own does: BLAS kernels may round differently for operands at other alignments.
-ALIGN_BYTES = 64
-
-
-def _padded_stack(tensors: Sequence[Tensor]) -> Tensor:
+def _padded_stack(tensors: Sequence[Tensor], *, pad: bool = True) -> Tensor:
     """(K, m): row k holds ``tensors[k]`` flattened, then zeros up to ``m``, the smallest multiple
-    of :data:`ALIGN_BYTES` bytes that holds it."""
+    of :data:`ALIGN_BYTES` bytes that holds it (``pad=False``: m is the size of one tensor)."""
     n = tensors[0].numel()
-    per = max(1, ALIGN_BYTES // tensors[0].element_size())
+    per = max(1, ALIGN_BYTES // tensors[0].element_size()) if pad else 1
     out = torch.zeros(len(tensors), max(per, -(-n // per) * per), dtype=tensors[0].dtype)
     out[:, :n] = torch.stack([t.detach().reshape(-1) for t in tensors])
     return out
@@ -446,7 +388,8 @@ class BatchedMLP(nn.Module):
             self.register_parameter(key.replace(".", "__"), nn.Parameter(_padded_stack([s[key] for s in states])))
         for key in states[0]:
             if key not in self.param_keys:
-                self.register_buffer(key.replace(".", "__"), _padded_stack([s[key] for s in states]))
+                # contiguous (K, C), so that batch normalisation updates them in place
+                self.register_buffer(key.replace(".", "__"), _padded_stack([s[key] for s in states], pad=False))
         self.keys = list(states[0])  # the run models' state-dict keys, in their order
 
     def _storage(self, key: str) -> Tensor:
@@ -479,16 +422,37 @@ class BatchedMLP(nn.Module):
                 tracked = self.stacked(layer.prefix + "num_batches_tracked")
                 tracked.add_(1)
                 if layer.momentum is None:  # cumulative moving average, as nn.BatchNorm1d
-                    layer = _Layer(layer.kind, layer.prefix, 1.0 / float(tracked[0]), layer.eps)
+                    layer = MLPLayer(layer.kind, layer.prefix, 1.0 / float(tracked[0]), layer.eps)
             layers.append(layer)
-        keys = [k for k in self.keys if not k.endswith("num_batches_tracked")]
-        slices = {key: self.stacked(key).unbind(0) for key in keys}
-        xs = xs.unbind(0) if isinstance(xs, Tensor) else xs
-        outs = [
-            mlp_forward(layers, {key: slices[key][k] for key in keys}, xk, training=self.training)
-            for k, xk in enumerate(xs)
-        ]
-        return torch.stack(outs)[..., 0]
+        tensors = {key: self.stacked(key) for key in self.keys if not key.endswith("num_batches_tracked")}
+        if self.fused(xs[0].shape[0], xs[0].element_size()):
+            x = xs if isinstance(xs, Tensor) else torch.stack(list(xs))
+            return stacked_mlp_forward(layers, tensors, x, training=self.training)[:, 0, :]
+        outs = []
+        for k, x in enumerate(xs):
+            # a run's own tensors: parameters are aligned slices of their padded storage, the
+            # running statistics (contiguous for the fused path) are copied out and back
+            member = {key: t[k : k + 1] if t.requires_grad else t[k : k + 1].clone() for key, t in tensors.items()}
+            outs.append(stacked_mlp_forward(layers, member, x.unsqueeze(0), training=self.training))
+            if self.training:
+                for key, t in tensors.items():
+                    if not t.requires_grad:
+                        t[k : k + 1].copy_(member[key])
+        return torch.cat(outs)[:, 0, :]
+
+    @staticmethod
+    def fused(batch_size: int, element_size: int) -> bool:
+        """Whether batches of ``batch_size`` rows run as one kernel call per layer for all K runs.
+
+        Two conditions keep each run's numbers those of the run alone: torch uses one thread
+        (with more, a batched BLAS call splits its work unlike K single calls, and rounds
+        differently), and every run's block of a stacked (K, C, B) activation starts on an
+        :data:`ALIGN_BYTES` boundary, as the run's own tensors do (batched BLAS calls were seen to
+        round differently for operands off such a boundary). Otherwise (several threads, a short
+        last batch or evaluation chunk) the runs are computed one after another, each on its own
+        tensors, with the same calls as the plain trainer.
+        """
+        return torch.get_num_threads() == 1 and (batch_size * element_size) % ALIGN_BYTES == 0
 
     def member_state(self, k: int) -> dict[str, Tensor]:
         """Run k's ``state_dict`` (views into the stacked tensors: copy before keeping them)."""
@@ -599,6 +563,8 @@ class _Group:
         self.model.train()
         self.optimizer = _build_optimizer(self.cfg, self.model, members[0].loss_fn)
         self.member_tensors = [list(m.model.state_dict(keep_vars=True).items()) for m in members]
+        self.x = torch.stack([m.prep.x_train for m in members])
+        self.rows = torch.arange(len(members)).unsqueeze(1)
         self.y = torch.stack([m.prep.y_train.reshape(-1) for m in members])
         n = self.y.shape[1]
         ones = torch.ones(n)
@@ -766,7 +732,10 @@ class _Group:
                 order = torch.arange(n).expand(len(self.members), n)
             for b, (start, stop) in enumerate(bounds):
                 idx = order[:, start:stop]
-                pred = self.model([m.prep.x_train[i] for m, i in zip(self.members, idx)])
+                if BatchedMLP.fused(idx.shape[1], self.x.element_size()):
+                    pred = self.model(self.x[self.rows, idx])
+                else:  # each run's batch gathered on its own, as the plain trainer does
+                    pred = self.model([m.prep.x_train[i] for m, i in zip(self.members, idx)])
                 var = self.var.gather(1, idx)
                 weight = self.weight.gather(1, idx) if self.weight is not None else None
                 losses = member_losses(
