@@ -151,11 +151,12 @@ class StackedLinear(torch.autograd.Function):
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
         k, b = x.shape[0], x.shape[2]
         out = torch.empty(k, weight.shape[1], b, dtype=x.dtype)
-        for i in range(k):
-            if bias is None:
-                torch.mm(weight[i], x[i], out=out[i])
-            else:
-                torch.addmm(bias[i].unsqueeze(-1), weight[i], x[i], out=out[i])
+        if bias is None:
+            for w, xi, oi in zip(weight.unbind(0), x.unbind(0), out.unbind(0)):
+                torch.mm(w, xi, out=oi)
+        else:
+            for bi, w, xi, oi in zip(bias.unsqueeze(-1).unbind(0), weight.unbind(0), x.unbind(0), out.unbind(0)):
+                torch.addmm(bi, w, xi, out=oi)
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return out
@@ -172,14 +173,14 @@ class StackedLinear(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty(k, x.shape[1], x.shape[2], dtype=grad.dtype)
-            for i in range(k):
-                torch.mm(weight[i].t(), grad[i], out=grad_x[i])
+            for w, g, gx in zip(weight.transpose(1, 2).unbind(0), grad.unbind(0), grad_x.unbind(0)):
+                torch.mm(w, g, out=gx)
         if ctx.needs_input_grad[1]:
             n = weight[0].numel()
             per = max(1, ALIGN_BYTES // grad.element_size())
             grad_w = torch.empty(k, -(-n // per) * per, dtype=grad.dtype)[:, :n].view(weight.shape)
-            for i in range(k):
-                torch.mm(grad[i], x[i].t(), out=grad_w[i])
+            for g, xi, gw in zip(grad.unbind(0), x.transpose(1, 2).unbind(0), grad_w.unbind(0)):
+                torch.mm(g, xi, out=gw)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(2)
         return grad_x, grad_w, grad_b
@@ -217,12 +218,15 @@ def stacked_mlp_forward(
     """
     k, b = x.shape[0], x.shape[1]
     h = x.transpose(1, 2)
-    for layer in layers[:upto]:
+    plan = list(layers[:upto])
+    for i, layer in enumerate(plan):
         p = layer.prefix
         if layer.kind == "linear":
             h = StackedLinear.apply(h, tensors[p + "weight"], tensors.get(p + "bias"))
         elif layer.kind == "relu":
-            h = torch.relu(h)
+            if i == 0 or plan[i - 1].kind != "batchnorm":  # (after a BatchNorm: done there)
+                # in place on a Linear output (its backward does not use it), not on the input
+                h = torch.relu(h) if i == 0 else torch.relu_(h)
         else:
             c = h.shape[1]
             h = F.batch_norm(
@@ -234,7 +238,10 @@ def stacked_mlp_forward(
                 training,
                 0.0 if layer.momentum is None else layer.momentum,
                 layer.eps,
-            ).view(k, c, b)
+            )
+            if i + 1 < len(plan) and plan[i + 1].kind == "relu":
+                h = torch.relu_(h)  # on the BatchNorm output itself (not a view): no autograd rebase
+            h = h.view(k, c, b)
     return h
 
 

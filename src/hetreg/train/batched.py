@@ -563,8 +563,8 @@ class _Group:
         self.model.train()
         self.optimizer = _build_optimizer(self.cfg, self.model, members[0].loss_fn)
         self.member_tensors = [list(m.model.state_dict(keep_vars=True).items()) for m in members]
-        self.x = torch.stack([m.prep.x_train for m in members])
-        self.rows = torch.arange(len(members)).unsqueeze(1)
+        self.x = torch.cat([m.prep.x_train for m in members])  # (K·N, d): run k's rows from k·N
+        self.offsets = torch.arange(len(members)).unsqueeze(1) * members[0].prep.x_train.shape[0]
         self.y = torch.stack([m.prep.y_train.reshape(-1) for m in members])
         n = self.y.shape[1]
         ones = torch.ones(n)
@@ -733,7 +733,8 @@ class _Group:
             for b, (start, stop) in enumerate(bounds):
                 idx = order[:, start:stop]
                 if BatchedMLP.fused(idx.shape[1], self.x.element_size()):
-                    pred = self.model(self.x[self.rows, idx])
+                    rows = (idx + self.offsets).reshape(-1)
+                    pred = self.model(self.x.index_select(0, rows).view(idx.shape[0], idx.shape[1], -1))
                 else:  # each run's batch gathered on its own, as the plain trainer does
                     pred = self.model([m.prep.x_train[i] for m, i in zip(self.members, idx)])
                 var = self.var.gather(1, idx)
