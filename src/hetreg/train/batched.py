@@ -10,25 +10,32 @@ trained here as one model whose parameters are the K runs' parameters stacked on
   ``(K, out, in)``, a BatchNorm running mean ``(K, C)``;
 * every run draws its batch order from its own generator, as the plain trainer does, and gathers
   its batch from its own (noisy, standardised) training tensors, giving ``(K, B, d)`` inputs;
-* the forward pass computes each run on its slice of the stacked tensors with the calls of its
-  own ``nn.Module`` (:func:`mlp_forward`), so BatchNorm uses per-run batch statistics and updates
-  per-run running statistics, and the arithmetic is the plain trainer's bit for bit;
+* the forward pass is :func:`hetreg.models.mlp.stacked_mlp_forward`, feature-major on
+  ``(K, C, B)`` activations: one ``F.batch_norm`` over K·C channels per BatchNorm layer (per-run
+  batch statistics, per-run running statistics updated in place), one ReLU, one bias-gradient
+  reduction for all runs, and one matrix product per run for each Linear layer
+  (:class:`hetreg.models.mlp.StackedLinear`);
 * every run's loss is computed at once by :func:`member_losses` with the operations of the plain
   loss functions; the objective is :math:`\\sum_k L_k`, and since the runs' parameters are
   disjoint, the gradient with respect to run k's parameters is that of :math:`L_k` alone;
 * one optimizer (Adam, AdamW or SGD: elementwise updates, a step count shared by all runs) steps
   the stacked parameters, which equals K separate optimizers stepping their own.
 
-What is saved against K separate runs is the per-step work that does not depend on the data:
-module calls, loss checks, one optimizer instead of K, one synchronisation per step instead of
-several, and the run store's checkpoint writes (see below). The floating-point work is the same.
+The plain trainer runs an MLP through the same function with K = 1 (:class:`hetreg.models.mlp.MLPBody`),
+so a run's numbers are the same bit for bit whether it is trained alone or in a group of any
+size. That matters: in the MLP presets a Linear bias feeds a BatchNorm, so its gradient is zero
+up to rounding, and Adam turns that rounding into steps of size lr; the BatchNorm running means
+follow, and eval-mode metrics move by percents with any change of rounding (the plain trainer
+itself gives different test metrics at one and at two threads). Two conditions keep it exact
+(:meth:`BatchedMLP.fused`): one torch thread, and batches whose per-run activation blocks start
+on 64-byte boundaries (B a multiple of 16 in float32); batched BLAS calls (``torch.bmm``) were
+seen to round some runs of a batch differently, which is why each run keeps its own matrix
+products. Other batches (a short last batch, the last evaluation chunk, several threads) are
+computed run after run on each run's own tensors.
 
-Bit-for-bit equality is deliberate: in the MLP presets a Linear bias feeds a BatchNorm, so its
-gradient is zero up to rounding, and Adam turns that rounding into steps of size lr; the
-BatchNorm running means follow, and eval-mode metrics move by percents with any change of
-rounding (the plain trainer itself gives different test metrics at one and at two threads).
-Batched BLAS calls or a fused BatchNorm over all runs would be faster but would make a run's
-results depend on the group it was trained in.
+What is saved against K separate runs is all the per-step work that is not a matrix product:
+module calls, BatchNorm, ReLU and loss kernels, loss checks, one optimizer instead of K, one
+synchronisation per step instead of several, and the run store's checkpoint writes (see below).
 
 Everything else is the plain trainer's own code (:mod:`hetreg.train.runner`): each run keeps a
 ``_Run`` object that prepares its data and noise, builds its model, loss and optimizer, evaluates
@@ -356,20 +363,18 @@ class BatchedMLP(nn.Module):
 
     Built from the K run models (``hetreg.models.build_model("mlp", ...)``, mean head), whose
     state is copied (the run models are left untouched). Each stacked tensor is stored as a
-    (K, m) parameter or buffer whose rows start on :data:`ALIGN_BYTES` boundaries (the padding
-    stays zero: its gradient is zero); :meth:`stacked` gives the (K, *shape) view. Parameters are
-    registered in the order of ``models[0].parameters()``, so an optimizer over
-    :meth:`parameters` has the same parameter indices as one over a run's model, and an
-    elementwise optimizer step on the stacked tensors is the K runs' steps.
+    (K, m) parameter whose rows start on :data:`ALIGN_BYTES` boundaries (the padding stays zero:
+    its gradient is zero), each buffer as a contiguous (K, *shape) tensor (BatchNorm updates the
+    K runs' running statistics in place through one view); :meth:`stacked` gives the
+    (K, *shape) view. Parameters are registered in the order of ``models[0].parameters()``, so an
+    optimizer over :meth:`parameters` has the same parameter indices as one over a run's model,
+    and an elementwise optimizer step on the stacked tensors is the K runs' steps.
 
-    ``forward(xs)`` maps K inputs (N, d) to (K, N) predictions in the current mode. Each run is
-    computed by :func:`mlp_forward` on its slice of the stacked tensors (views, so BatchNorm
-    updates the stacked running statistics in place and gradients flow to the stacked
-    parameters): the calls, shapes and memory alignment are those of the run's own
-    ``nn.Module`` when the inputs are separate tensors (not slices of one), so the results are the
-    same bit for bit. That matters because a Linear bias followed by BatchNorm has a zero gradient
-    up to rounding, and Adam turns that rounding into steps of size lr: any change of rounding
-    moves the BatchNorm running means, hence eval-mode metrics, by up to a few percent.
+    ``forward(xs)`` maps K inputs (N, d) (a list, or a (K, N, d) tensor) to (K, N) predictions in
+    the current mode, with :func:`~hetreg.models.mlp.stacked_mlp_forward`: all K runs at once
+    when :meth:`fused` allows it, else run after run on each run's slice of the stacked tensors
+    and its own input tensor. Either way run k's numbers are those of its own ``nn.Module``
+    (which computes with the same function at K = 1) bit for bit; see the module docstring.
     """
 
     def __init__(self, models: Sequence[nn.Module]) -> None:
