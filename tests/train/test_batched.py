@@ -3,8 +3,8 @@
 Every run of a batched group must write the run store the plain trainer writes for the same
 configuration, with the same numbers: metrics.jsonl line by line, summary.json, last.pt and
 best.pt (model, optimizer state, random states, history). The comparison tolerance is a relative
-1e-6 on floats (plus 1e-9 absolute); at one thread the batched path computes each run with the
-plain trainer's own kernels, so in practice the numbers are equal bit for bit. Equality matters
+1e-6 on floats (plus 1e-9 absolute); the batched path computes each run with the function the
+plain trainer's MLP uses (at K = 1), so in practice the numbers are equal bit for bit. Equality matters
 beyond rounding for BatchNorm models: a Linear bias followed by BatchNorm has a zero gradient up to
 rounding, Adam turns that rounding into steps of size lr, and the eval-mode metrics then move by
 percents with any change in rounding (the plain trainer itself gives different metrics at one and
