@@ -179,8 +179,14 @@ class StackedLinear(torch.autograd.Function):
             n = weight[0].numel()
             per = max(1, ALIGN_BYTES // grad.element_size())
             grad_w = torch.empty(k, -(-n // per) * per, dtype=grad.dtype)[:, :n].view(weight.shape)
-            for g, xi, gw in zip(grad.unbind(0), x.transpose(1, 2).unbind(0), grad_w.unbind(0)):
-                torch.mm(g, xi, out=gw)
+            if weight.shape[2] < weight.shape[1]:
+                # few inputs (the first layer): W^T's gradient x g^T is much faster, then transposed
+                buf = torch.empty(weight.shape[2], weight.shape[1], dtype=grad.dtype)
+                for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
+                    gw.copy_(torch.mm(xi, g.t(), out=buf).t())
+            else:
+                for g, xi, gw in zip(grad.unbind(0), x.transpose(1, 2).unbind(0), grad_w.unbind(0)):
+                    torch.mm(g, xi, out=gw)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(2)
         return grad_x, grad_w, grad_b
