@@ -411,7 +411,7 @@ def test_member_losses_equal_the_plain_losses_and_their_gradients(weighted, dtyp
     eps = [0.0, 0.1, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0]
     tau = [1.0, 1.0, 1.0, 0.7, 1.0, 1.0, 1.0, 1.0]
     losses = member_losses(
-        pred, target, var, kind=torch.tensor(kinds), eps=torch.tensor(eps, dtype=dtype).unsqueeze(1),
+        pred, target, var, kind=torch.tensor(kinds), eps=torch.tensor(eps, dtype=torch.float64).unsqueeze(1),
         threshold=torch.tensor(tau, dtype=dtype).unsqueeze(1), weight=w,
     )
     (grad,) = torch.autograd.grad(losses.sum(), pred)

@@ -64,7 +64,8 @@ def _reciprocal(variance: Tensor, eps: float, dtype: torch.dtype) -> Tensor:
 
 
 def _normalised_terms(pred: Tensor, target: Tensor, w: Tensor, u: Tensor | None, reduction: str) -> Tensor:
-    """BIV from inverse-variance weights ``w`` (aligned with ``pred``) and optional weights ``u``."""
+    """BIV from inverse-variance weights ``w`` (aligned with ``pred``) and optional weights ``u``,
+    in torch (the path for variances or weights that carry a gradient)."""
     if u is not None:
         w = w * u
     if w.shape != pred.shape:
@@ -75,6 +76,50 @@ def _normalised_terms(pred: Tensor, target: Tensor, w: Tensor, u: Tensor | None,
         raise ValueError("all per-sample weights are zero, so the BIV normaliser is zero; check `weight`")
     terms = w * squared_error(pred, target) / total
     return terms if reduction == "none" else terms.sum()
+
+
+def biv_factors(v: np.ndarray, eps: float | np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
+    """The normalised BIV weights :math:`w_k / \\sum_j w_j`, :math:`w_k = u_k / (\\sigma_k^2 + \\varepsilon)`,
+    in float64, over the last axis (one normalisation per row of a 2-D ``v``).
+
+    This is where BIV's weights are computed whenever they carry no gradient: in float64 (the
+    variances are data), so the loss itself is two float32 operations, :math:`\\sum_k f_k e_k^2`.
+    The row sums are numpy's pairwise sums, the same for a row of a 2-D array as for a 1-D array,
+    so a batched group of runs gets each run's factors bit for bit.
+
+    Args:
+        v: variances (float64, finite, >= 0), shape (..., N).
+        eps: ε, a float or an array broadcasting against ``v`` (e.g. (K, 1)).
+        u: optional extra weights (float64), shaped like ``v``.
+    """
+    w = 1.0 / (v + eps)
+    if u is not None:
+        w = w * u
+    total = w.sum(axis=-1, keepdims=True)
+    if u is not None and (total == 0).any():
+        raise ValueError("all per-sample weights are zero, so the BIV normaliser is zero; check `weight`")
+    return w / total
+
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _biv_terms(
+    pred: Tensor, target: Tensor, variance: Tensor, v: np.ndarray, eps: float, u: Tensor | None, reduction: str
+) -> tuple[Tensor, np.ndarray | None]:
+    """BIV's terms, and the float64 factors (``None`` on the torch path); ``variance`` aligned
+    with ``pred``, ``v`` its checked float64 copy."""
+    if variance.requires_grad or (u is not None and u.requires_grad):
+        return _normalised_terms(pred, target, _reciprocal(variance, eps, pred.dtype), u, reduction), None
+    shape = tuple(pred.shape)
+    if v.shape != shape:
+        v = np.broadcast_to(v, shape)
+    u64 = None if u is None else np.broadcast_to(u.detach().cpu().double().numpy(), shape)
+    flat = biv_factors(v.reshape(1, -1), eps, None if u64 is None else u64.reshape(1, -1))
+    dtype = _NUMPY_DTYPES.get(pred.dtype)
+    factors = torch.from_numpy(flat.astype(dtype)) if dtype is not None else torch.from_numpy(flat).to(pred.dtype)
+    terms = factors.view(shape) * squared_error(pred, target)
+    return (terms if reduction == "none" else terms.sum()), flat
 
 
 def iv_loss(
@@ -136,7 +181,10 @@ def biv_loss(
         weight: optional extra per-sample weights :math:`u_k` (e.g. LDS).
     """
     u = _prepare(pred, target, weight, reduction)
-    return _normalised_terms(pred, target, _inverse_variance_weights(pred, variance, eps), u, reduction)
+    variance = align_per_sample(variance, pred, "variance")
+    v = _variance_numpy(variance)
+    _check_eps(eps, v)
+    return _biv_terms(pred, target, variance, v, eps, u, reduction)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -406,12 +454,17 @@ class BIVLoss(RegressionLoss):
         per_sample = v.reshape(v.shape[0], -1)[:, 0]
         eps = self._auto_eps(per_sample) if self.eps == "auto" else self.eps
         _check_eps(eps, v)
-        loss = _normalised_terms(pred, target, _reciprocal(variance, eps, pred.dtype), u, self.reduction)
-        ebs_w = 1.0 / (per_sample + eps)
-        if weight is not None:
-            extra = align_per_sample(weight, pred, "weight").detach()
-            ebs_w = ebs_w * extra.reshape(extra.shape[0], -1)[:, 0].cpu().double().numpy()
-        self._record(ebs=float(ebs_w.sum() ** 2 / (ebs_w @ ebs_w)), eps=eps)
+        loss, factors = _biv_terms(pred, target, variance, v, eps, u, self.reduction)
+        if factors is not None and factors.size == per_sample.size:
+            # one factor f = w / sum(w) per sample: EBS = (sum w)^2 / sum w^2 = 1 / sum f^2
+            ebs = float(1.0 / (factors[0] @ factors[0]))
+        else:
+            ebs_w = 1.0 / (per_sample + eps)
+            if weight is not None:
+                extra = align_per_sample(weight, pred, "weight").detach()
+                ebs_w = ebs_w * extra.reshape(extra.shape[0], -1)[:, 0].cpu().double().numpy()
+            ebs = float(ebs_w.sum() ** 2 / (ebs_w @ ebs_w))
+        self._record(ebs=ebs, eps=eps)
         return loss
 
     @property

@@ -73,6 +73,7 @@ from torch import Tensor, nn
 
 from hetreg.experiments.config import ExperimentConfig, config_to_dict, save_config
 from hetreg.losses.cutoff import cutoff_mask
+from hetreg.losses.inverse_variance import biv_factors
 from hetreg.models.mlp import ALIGN_BYTES, MLPLayer, mlp_layers, stacked_mlp_forward
 from hetreg.train.environment import environment_info
 from hetreg.train.files import save_checkpoint, write_json
@@ -264,8 +265,9 @@ def member_losses(
         pred, target: (K, B).
         variance: (K, B) label-noise variances in the loss's units (1 as a filler for mse runs).
         kind: (K,) integer codes of :data:`BATCHED_LOSSES`.
-        eps: (K, 1) ε of the iv/biv runs (0 elsewhere), dtype of ``variance``; σ² + ε must be > 0
-            for the iv/biv runs.
+        eps: (K, 1) float64 ε of the iv/biv runs (0 elsewhere): the loss's own ε, which the plain
+            IV loss rounds to the dtype of ``variance`` and BIV uses in float64; σ² + ε must be
+            > 0 for the iv/biv runs.
         threshold: (K, 1) cutoff τ (any positive filler elsewhere), dtype of ``variance``.
         weight: optional (K, B) per-sample weights.
     """
@@ -276,8 +278,7 @@ def member_losses(
     n = pred.shape[1]
     terms = e2
     denom = torch.full_like(pred[:, :1], float(n))
-    ivlike = (kind == _IV) | (kind == _BIV)
-    w = torch.where(ivlike, torch.reciprocal(variance + eps), torch.ones((), dtype=pred.dtype)) if present & {_IV, _BIV} else None
+    w = torch.where(kind == _IV, torch.reciprocal(variance + eps.to(variance.dtype)), 1.0) if _IV in present else None
     if _IV in present:
         assert w is not None
         terms = torch.where(kind == _IV, w * e2, terms)
@@ -288,11 +289,13 @@ def member_losses(
         denom = torch.where(kind == _CUTOFF, count, denom)
     if weight is not None:
         terms = torch.where(kind == _BIV, terms, terms * weight)
-    if _BIV in present:
-        assert w is not None
-        wb = w * weight if weight is not None else w
-        total = torch.where(kind == _BIV, wb, torch.ones((), dtype=pred.dtype)).sum(1, keepdim=True)
-        terms = torch.where(kind == _BIV, wb * e2 / total, terms)
+    if _BIV in present:  # the factors of biv_loss, in float64 (hetreg.losses.biv_factors)
+        rows = (kind[:, 0] == _BIV).nonzero()[:, 0]
+        u64 = weight.detach()[rows].double().numpy() if weight is not None else None
+        v64 = variance.detach()[rows].double().numpy()
+        factors = torch.ones_like(pred, dtype=torch.float64)
+        factors[rows] = torch.from_numpy(biv_factors(v64, eps[rows].double().numpy(), u64))
+        terms = torch.where(kind == _BIV, factors.to(pred.dtype) * e2, terms)
     sums = terms.sum(1, keepdim=True)
     return torch.where(kind == _BIV, sums, sums / denom)[:, 0]
 
@@ -582,7 +585,6 @@ class _Group:
             eps.append(float(getattr(m.loss_fn, "eps", 0.0)))
             thresholds.append(float(getattr(m.loss_fn, "threshold", 1.0)))
         self.kind = torch.tensor(kinds)
-        self.eps32 = torch.tensor(eps, dtype=torch.float32).unsqueeze(1)
         self.eps64 = torch.tensor(eps, dtype=torch.float64).unsqueeze(1)
         self.threshold = torch.tensor(thresholds, dtype=torch.float32).unsqueeze(1)
         self.step = 0
@@ -745,7 +747,7 @@ class _Group:
                 var = self.var.gather(1, idx)
                 weight = self.weight.gather(1, idx) if self.weight is not None else None
                 losses = member_losses(
-                    pred, self.y.gather(1, idx), var, kind=self.kind, eps=self.eps32, threshold=self.threshold, weight=weight
+                    pred, self.y.gather(1, idx), var, kind=self.kind, eps=self.eps64, threshold=self.threshold, weight=weight
                 )
                 values = losses.detach()
                 if not bool(torch.isfinite(values).all()):
