@@ -135,16 +135,41 @@ def mlp_layers(body: nn.Module, head_prefix: str = "head.linear.") -> tuple[MLPL
 ALIGN_BYTES = 64
 
 
+def _aligned_grad(grad: Tensor, per_model: bool) -> Tensor:
+    """``grad`` with every model's block on an :data:`ALIGN_BYTES` boundary, as a tensor of its
+    own (BLAS rounds differently for misaligned operands; a slice of a larger gradient may start
+    anywhere). ``per_model``: a leading model axis whose blocks must all be aligned."""
+    block = grad[0].numel() * grad.element_size()
+    if not grad.is_contiguous() or grad.data_ptr() % ALIGN_BYTES or (per_model and grad.shape[0] > 1 and block % ALIGN_BYTES):
+        return grad.clone(memory_format=torch.contiguous_format)
+    return grad
+
+
+def _grad_w_buffer(weight_shape: tuple[int, int], dtype: torch.dtype) -> Tensor | None:
+    """Scratch for :func:`_linear_grad_w` when a layer has fewer inputs than outputs (the first
+    layer): the gradient of W^T, x g^T, is then much faster to compute, and transposed."""
+    out_features, in_features = weight_shape
+    return torch.empty(in_features, out_features, dtype=dtype) if in_features < out_features else None
+
+
+def _linear_grad_w(out: Tensor, grad: Tensor, x: Tensor, buf: Tensor | None) -> None:
+    """One model's weight gradient ``grad x^T`` into ``out`` (out, in); x (in, B), grad (out, B)."""
+    if buf is not None:
+        out.copy_(torch.mm(x, grad.t(), out=buf).t())
+    else:
+        torch.mm(grad, x.t(), out=out)
+
+
 class StackedLinear(torch.autograd.Function):
-    """:math:`h_k \leftarrow W_k h_k + b_k` for K models, feature-major: x (K, in, B), weight
+    """:math:`h_k \\leftarrow W_k h_k + b_k` for K models, feature-major: x (K, in, B), weight
     (K, out, in), bias (K, out) or ``None`` -> (K, out, B).
 
     Every product is one ``torch.addmm`` / ``torch.mm`` call per model, into that model's block
     of the output, in the forward and the backward pass. A batched BLAS call (``torch.bmm``)
     would save the loop but was seen to round some models of a batch differently from the same
     model alone (small matrices, and more than one thread); with one call per model, model k's
-    numbers are those of the model alone whatever K is. The bias gradient is one reduction over
-    B for all models.
+    numbers are those of the model alone whatever K is (:class:`Linear1` is the same calls for
+    one model without the leading axis). The bias gradient is one reduction over B for all models.
     """
 
     @staticmethod
@@ -164,11 +189,7 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:  # type: ignore[override]
         x, weight = ctx.saved_tensors
-        # BLAS rounds differently for misaligned operands: give every model's block the
-        # alignment of a tensor of its own (a slice of a larger gradient may start anywhere)
-        block = grad[0].numel() * grad.element_size()
-        if not grad.is_contiguous() or grad.data_ptr() % ALIGN_BYTES or (grad.shape[0] > 1 and block % ALIGN_BYTES):
-            grad = grad.clone(memory_format=torch.contiguous_format)
+        grad = _aligned_grad(grad, per_model=True)
         k = x.shape[0]
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
@@ -179,16 +200,42 @@ class StackedLinear(torch.autograd.Function):
             n = weight[0].numel()
             per = max(1, ALIGN_BYTES // grad.element_size())
             grad_w = torch.empty(k, -(-n // per) * per, dtype=grad.dtype)[:, :n].view(weight.shape)
-            if weight.shape[2] < weight.shape[1]:
-                # few inputs (the first layer): W^T's gradient x g^T is much faster, then transposed
-                buf = torch.empty(weight.shape[2], weight.shape[1], dtype=grad.dtype)
-                for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
-                    gw.copy_(torch.mm(xi, g.t(), out=buf).t())
-            else:
-                for g, xi, gw in zip(grad.unbind(0), x.transpose(1, 2).unbind(0), grad_w.unbind(0)):
-                    torch.mm(g, xi, out=gw)
+            buf = _grad_w_buffer(tuple(weight.shape[1:]), grad.dtype)
+            for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
+                _linear_grad_w(gw, g, xi, buf)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(2)
+        return grad_x, grad_w, grad_b
+
+
+class Linear1(torch.autograd.Function):
+    """:class:`StackedLinear` for one model, without the model axis: x (in, B), weight
+    (out, in), bias (out,) or ``None`` -> (out, B), with the same kernel calls."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
+        out = torch.empty(weight.shape[0], x.shape[1], dtype=x.dtype)
+        if bias is None:
+            torch.mm(weight, x, out=out)
+        else:
+            torch.addmm(bias.unsqueeze(-1), weight, x, out=out)
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        grad = _aligned_grad(grad, per_model=False)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty(x.shape[0], x.shape[1], dtype=grad.dtype)
+            torch.mm(weight.t(), grad, out=grad_x)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.empty(weight.shape, dtype=grad.dtype)
+            _linear_grad_w(grad_w, grad, x, _grad_w_buffer(tuple(weight.shape), grad.dtype))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(1)
         return grad_x, grad_w, grad_b
 
 
@@ -203,7 +250,8 @@ def stacked_mlp_forward(
     """K MLPs of one architecture on K batches: :math:`h \\leftarrow W h + b`, batch
     normalisation, :math:`\\max(h, 0)`, computed feature-major, i.e. on (K, features, B).
 
-    The Linear layers are :class:`StackedLinear` (one matrix product per model), every other
+    The Linear layers are :class:`StackedLinear` (one matrix product per model; one model alone
+    runs the same calls through :meth:`MLPBody.predict`), every other
     layer one kernel call for all K models, e.g. one ``F.batch_norm`` over K·C channels (so model k's BatchNorm uses its own batch statistics
     and updates its own running statistics, in place). Model k's numbers do not depend on K or
     on the other models: the same model alone (K = 1) gives the same results bit for bit, which
@@ -261,46 +309,62 @@ class MLPBody(nn.Sequential):
     """
 
     def plan(self) -> tuple[MLPLayer, ...] | None:
-        return mlp_layers(self)
+        """The layer plan (:func:`mlp_layers`), kept until the children change."""
+        key = tuple(map(id, self._modules.values()))
+        cached = self.__dict__.get("_plan_cache")
+        if cached is None or cached[0] != key:
+            layers = mlp_layers(self)
+            modules = None if layers is None else [self._modules[layer.prefix[5:-1]] for layer in layers[:-1]]
+            cached = (key, layers, modules)
+            self.__dict__["_plan_cache"] = cached
+        return cached[1]
 
-    def _resolved_plan(self) -> tuple[MLPLayer, ...] | None:
+    def _run(self, x: Tensor, head: nn.Linear | None) -> Tensor:
+        """:func:`stacked_mlp_forward` for this one model (the same kernel calls, without the
+        model axis); x (N, d) -> (N, width) features, or (N, out) with the head."""
         layers = self.plan()
-        if layers is None or not self.training:
-            return layers
-        out = []
-        for layer in layers:
-            if layer.kind == "batchnorm":
-                module = self.get_submodule(layer.prefix[len("body."):].rstrip("."))
-                assert isinstance(module, nn.BatchNorm1d) and module.num_batches_tracked is not None
-                module.num_batches_tracked.add_(1)
-                if layer.momentum is None:
-                    layer = MLPLayer(layer.kind, layer.prefix, 1.0 / float(module.num_batches_tracked), layer.eps)
-            out.append(layer)
-        return tuple(out)
-
-    def _tensors(self, head: nn.Linear | None) -> dict[str, Tensor]:
-        tensors = {f"body.{key}": t.unsqueeze(0) for key, t in self.state_dict(keep_vars=True).items()}
+        assert layers is not None
+        modules: list[nn.Module | None] = list(self.__dict__["_plan_cache"][2])
         if head is not None:
-            tensors["head.linear.weight"] = head.weight.unsqueeze(0)
-            if head.bias is not None:
-                tensors["head.linear.bias"] = head.bias.unsqueeze(0)
-        return tensors
+            modules.append(head)
+        else:
+            layers = layers[:-1]
+        h = x.t()
+        for i, (layer, module) in enumerate(zip(layers, modules)):
+            if layer.kind == "linear":
+                h = Linear1.apply(h, module.weight, module.bias)
+            elif layer.kind == "relu":
+                if i == 0 or layers[i - 1].kind != "batchnorm":
+                    h = torch.relu(h) if i == 0 else torch.relu_(h)
+            else:
+                assert isinstance(module, nn.BatchNorm1d)
+                momentum = layer.momentum
+                if self.training:
+                    module.num_batches_tracked.add_(1)
+                    if momentum is None:
+                        momentum = 1.0 / float(module.num_batches_tracked)
+                h = F.batch_norm(
+                    h.unsqueeze(0), module.running_mean, module.running_var, module.weight, module.bias,
+                    self.training, 0.0 if momentum is None else momentum, layer.eps,
+                )
+                if i + 1 < len(layers) and layers[i + 1].kind == "relu":
+                    h = torch.relu_(h)
+                h = h[0]
+        return h.t()
 
     def _check(self, x: Tensor) -> None:
         if x.dim() != 2:
             raise ValueError(f"an MLP takes inputs of shape (N, d), got {tuple(x.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        layers = self._resolved_plan()
-        if layers is None:
+        if self.plan() is None:
             return super().forward(x)
         self._check(x)
-        return stacked_mlp_forward(layers, self._tensors(None), x.unsqueeze(0), training=self.training, upto=-1)[0].t()
+        return self._run(x, None)
 
     def predict(self, x: Tensor, head: nn.Linear) -> Tensor:
         """``head(self(x))``, shape (N, out), computed as a batched group computes it."""
-        layers = self._resolved_plan()
-        if layers is None:
+        if self.plan() is None:
             return head(super().forward(x))
         self._check(x)
-        return stacked_mlp_forward(layers, self._tensors(head), x.unsqueeze(0), training=self.training)[0].t()
+        return self._run(x, head)
