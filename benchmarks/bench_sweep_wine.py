@@ -221,7 +221,7 @@ def _timed(fn: Any) -> tuple[Any, float]:
 def profile_plain_step(config: dict[str, Any], root: Path, threads: int, epochs: int) -> dict[str, float]:
     """Mean milliseconds per step of each phase of the plain trainer's step, with its own objects.
 
-    Follows ``hetreg.train.runner._Run.train``: batch slicing, forward, loss, reading the loss
+    Follows ``hetreg.train.runner.TrainingRun.train``: batch slicing, forward, loss, reading the loss
     value, zero_grad, backward, optimizer step, loss records; per epoch: evaluation and the
     ``last.pt`` write (reported per step, i.e. divided by the steps of an epoch).
     """
@@ -230,11 +230,11 @@ def profile_plain_step(config: dict[str, Any], root: Path, threads: int, epochs:
     from hetreg.experiments.config import ExperimentConfig
     from hetreg.train.evaluation import split_out
     from hetreg.train.files import save_checkpoint
-    from hetreg.train.runner import _Run
+    from hetreg.train.runner import TrainingRun
 
     torch.set_num_threads(threads)
     cfg = ExperimentConfig.model_validate(config).resolved()
-    run = _Run(cfg, root, quiet=True, callbacks=())
+    run = TrainingRun(cfg, root, quiet=True, callbacks=())
     run.setup(None)
     model, loss_fn, opt, prep = run.model, run.loss_fn, run.optimizer, run.prep
     phases = dict.fromkeys(

@@ -445,7 +445,8 @@ def _label(values: Mapping[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{k}={value_label(values[k])}" for k in keys) or "all runs"
 
 
-def _new_figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
+    """A matplotlib figure of ``width`` x ``height`` inches on the Agg canvas (no display needed)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -454,7 +455,8 @@ def _new_figure(width: float, height: float) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save ``fig`` as PNG at ``path`` (creating its folder), tightly laid out."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -474,7 +476,7 @@ def plot_curves(
         panels.setdefault(_label(c.values, panel_keys), []).append(c)
     figures = []
     for i, (title, members) in enumerate(list(panels.items())[:_MAX_CURVE_FIGURES]):
-        fig = _new_figure(6.4, 4.0)
+        fig = new_figure(6.4, 4.0)
         ax = fig.add_subplot(1, 1, 1)
         positive = all(np.all(c.mean[np.isfinite(c.mean)] > 0) for c in members)
         for c in members:
@@ -492,7 +494,7 @@ def plot_curves(
         ax.set_title(title if panel_keys else f"{metric}: mean over seeds, 95 % CI band", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(title=line_key, fontsize=8)
-        path = _save(fig, out_dir / f"curves_{i + 1:02d}.png")
+        path = save_figure(fig, out_dir / f"curves_{i + 1:02d}.png")
         figures.append((f"Learning curves: {title}" if panel_keys else "Learning curves", path))
     return figures
 
@@ -506,7 +508,7 @@ def plot_bars(summaries: Sequence[GroupSummary], metric: str, out_dir: Path) -> 
     means = np.array([g.estimate.mean for g in summaries])
     err = np.array([g.estimate.half_width if math.isfinite(g.estimate.half_width) else 0.0 for g in summaries])
     height = max(2.5, 0.35 * len(summaries) + 1.2)
-    fig = _new_figure(6.4, height)
+    fig = new_figure(6.4, height)
     ax = fig.add_subplot(1, 1, 1)
     pos = np.arange(len(summaries))
     ax.barh(pos, np.nan_to_num(means), xerr=err, color="#4c78a8", ecolor="black", capsize=3)
@@ -516,7 +518,7 @@ def plot_bars(summaries: Sequence[GroupSummary], metric: str, out_dir: Path) -> 
     ax.set_xlabel(f"{metric} (mean, 95 % CI)")
     ax.set_title(", ".join(keys) if keys else metric, fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
-    return ("Final metric per group", _save(fig, out_dir / "bars.png"))
+    return ("Final metric per group", save_figure(fig, out_dir / "bars.png"))
 
 
 # --------------------------------------------------------------------------------- writing

@@ -1137,15 +1137,15 @@ def _results_csv(study: Study, tables: _Tables) -> str:
 
 
 def _figure(width: float, height: float) -> Any:
-    from hetreg.experiments.report import _new_figure
+    from hetreg.experiments.report import new_figure
 
-    return _new_figure(width, height)
+    return new_figure(width, height)
 
 
 def _save_figure(fig: Any, path: Path) -> Path:
-    from hetreg.experiments.report import _save
+    from hetreg.experiments.report import save_figure
 
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 _COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac", "#eeca3b")

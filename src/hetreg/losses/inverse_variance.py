@@ -244,7 +244,7 @@ _MAX_LOG_STEP = 8.0
 _LOG_EPS_MIN, _LOG_EPS_MAX = -700.0, 700.0
 
 
-def _log_ebs_and_slope(v: np.ndarray, v_min: float, eps: float) -> tuple[float, float]:
+def _log_ebs_and_slope(v: np.ndarray, v_min: float, eps: float, buf: np.ndarray | None = None) -> tuple[float, float]:
     """:math:`\\log \\mathrm{EBS}(\\varepsilon)` and its derivative in :math:`t = \\log\\varepsilon`, for ε > 0.
 
     With :math:`S_j = \\sum_k w_k^j` and :math:`dw_k/d\\varepsilon = -w_k^2`:
@@ -253,14 +253,24 @@ def _log_ebs_and_slope(v: np.ndarray, v_min: float, eps: float) -> tuple[float, 
 
     (Cauchy-Schwarz). The weights are rescaled by :math:`c = \\min_k \\sigma_k^2 + \\varepsilon`
     (``v_min`` is the smallest variance) into (0, 1] so nothing overflows; the ratios then carry a
-    factor c, divided out.
+    factor c, divided out. ``buf``: optional (3, N) scratch whose first row is ones, so that
+    the three sums are one matrix-vector product.
     """
     c = v_min + eps
-    w = c / (v + eps)
-    s1 = float(w.sum())
-    s2 = float(w @ w)
-    s3 = float((w * w) @ w)
+    if buf is None:
+        buf = _ebs_buffer(v.shape[0])
+    w = buf[1]
+    np.add(v, eps, out=w)
+    np.divide(c, w, out=w)
+    np.multiply(w, w, out=buf[2])
+    s1, s2, s3 = (buf @ w).tolist()
     return math.log(s1 * s1 / s2), 2.0 * eps / c * (s3 / s2 - s2 / s1)
+
+
+def _ebs_buffer(n: int) -> np.ndarray:
+    buf = np.empty((3, n))
+    buf[0] = 1.0
+    return buf
 
 
 def _solve_epsilon_row(v: np.ndarray, target: float, rtol: float) -> float:
@@ -281,8 +291,9 @@ def _solve_epsilon_row(v: np.ndarray, target: float, rtol: float) -> float:
     and ε is exact to ``rtol`` relative. Typically 5-8 evaluations of EBS; never worse than bisection.
     """
     v_min = float(v.min())
+    buf = _ebs_buffer(v.shape[0])
     if v_min > 0:
-        if _log_ebs_and_slope(v, v_min, 0.0)[0] >= math.log(target * (1 - 1e-12)):
+        if _log_ebs_and_slope(v, v_min, 0.0, buf)[0] >= math.log(target * (1 - 1e-12)):
             return 0.0
     elif float(np.count_nonzero(v == 0)) >= target * (1 - 1e-12):  # EBS(0) = number of exact labels
         return 0.0
@@ -297,7 +308,7 @@ def _solve_epsilon_row(v: np.ndarray, target: float, rtol: float) -> float:
         if t < _LOG_EPS_MIN:
             g, slope = -1.0, 0.0  # ε is 0 at float precision: EBS(0) < target
         else:
-            log_ebs, slope = _log_ebs_and_slope(v, v_min, math.exp(t))
+            log_ebs, slope = _log_ebs_and_slope(v, v_min, math.exp(t), buf)
             g = log_ebs - log_target
         if g >= 0:
             hi = t

@@ -38,7 +38,7 @@ module calls, BatchNorm, ReLU and loss kernels, loss checks, one optimizer inste
 synchronisation per step instead of several, and the run store's checkpoint writes (see below).
 
 Everything else is the plain trainer's own code (:mod:`hetreg.train.runner`): each run keeps a
-``_Run`` object that prepares its data and noise, builds its model, loss and optimizer, evaluates
+``TrainingRun`` object that prepares its data and noise, builds its model, loss and optimizer, evaluates
 (:func:`hetreg.train.evaluation.predict` on its own model, loaded with its slice of the stacked
 state), logs ``metrics.jsonl``, writes ``best.pt``, ``last.pt`` (the plain checkpoint format, so
 ``run_experiment(..., resume=True)`` continues a batched run) and ``summary.json``.
@@ -79,11 +79,11 @@ from hetreg.train.environment import environment_info
 from hetreg.train.files import save_checkpoint, write_json
 from hetreg.train.runner import (
     RunExistsError,
-    _build_optimizer,
-    _coerce_config,
-    _finish,
-    _Run,
-    _State,
+    build_optimizer,
+    coerce_config,
+    finish_run,
+    TrainingRun,
+    RunState,
     run_experiment,
     run_status,
 )
@@ -120,7 +120,7 @@ _SHARED_SECTIONS = ("data", "model", "optimizer", "schedule", "train")
 
 
 def _resolved(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
-    return _coerce_config(config).resolved()
+    return coerce_config(config).resolved()
 
 
 def _single_problem(cfg: ExperimentConfig) -> str | None:
@@ -491,7 +491,7 @@ class _Replay(nn.Module):
         return self.outputs.pop(0)
 
 
-class _Member(_Run):
+class _Member(TrainingRun):
     """A run of a batched group: the plain trainer's setup, evaluation, files and summary."""
 
     torch_rng: Tensor
@@ -533,7 +533,7 @@ class _Snapshot:
     states: dict[int, dict[str, Any]]
 
 
-def _copy_state(state: _State) -> dict[str, Any]:
+def _copy_state(state: RunState) -> dict[str, Any]:
     d = state.to_dict()
     d["history"] = list(d["history"])
     d["record_sums"] = {k: list(v) for k, v in d["record_sums"].items()}
@@ -554,7 +554,7 @@ def _slice_optimizer_state(stacked: Mapping[int, Mapping[str, Any]], model: Batc
 
 
 _NONFINITE_LOSS = (
-    # the message of hetreg.train.runner._Run.train, for the same event
+    # the message of hetreg.train.runner.TrainingRun.train, for the same event
     "training loss became {value} at epoch {epoch}, step {step} (loss {loss!r}, lr {lr:.3g}); the run was "
     "stopped and {kept}. Try a smaller optimizer.lr or check the labels and variances."
 )
@@ -569,7 +569,7 @@ class _Group:
         self.checkpoint_interval = checkpoint_interval
         self.model = BatchedMLP([m.model for m in members])
         self.model.train()
-        self.optimizer = _build_optimizer(self.cfg, self.model, members[0].loss_fn)
+        self.optimizer = build_optimizer(self.cfg, self.model, members[0].loss_fn)
         self.member_tensors = [list(m.model.state_dict(keep_vars=True).items()) for m in members]
         self.x = torch.cat([m.prep.x_train for m in members])  # (K·N, d): run k's rows from k·N
         self.offsets = torch.arange(len(members)).unsqueeze(1) * members[0].prep.x_train.shape[0]
@@ -647,7 +647,7 @@ class _Group:
         )
         live_gen, live_state = m.shuffle_gen.get_state(), m.state
         m.shuffle_gen.set_state(snap.shuffle[k])
-        m.state = _State.from_dict(snap.states[k])
+        m.state = RunState.from_dict(snap.states[k])
         try:
             ckpt = m.checkpoint()
         finally:
@@ -660,7 +660,7 @@ class _Group:
         """End run k: keep its last good checkpoint on disk, write its summary."""
         m.active = False
         self.write_last(k, m)
-        _finish(m, status, message)
+        finish_run(m, status, message)
         if message:
             m.say(f"[{m.cfg.name}] {status}: {message}")
 
@@ -933,7 +933,7 @@ def _run_group(cfgs: list[ExperimentConfig], dirs: list[Path], *, quiet: bool, c
     for k, message in failed.items():
         if k not in batched:
             _start_member(members[k], environment)
-        _finish(members[k], "failed", message)
+        finish_run(members[k], "failed", message)
     batched = [k for k in batched if k not in failed]
 
     if batched:

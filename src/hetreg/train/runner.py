@@ -58,6 +58,11 @@ __all__ = [
     "RUN_FILES",
     "Callback",
     "RunExistsError",
+    "RunState",
+    "TrainingRun",
+    "build_optimizer",
+    "coerce_config",
+    "finish_run",
     "run_experiment",
     "run_status",
     "batch_bounds",
@@ -254,7 +259,9 @@ def _build_loss(cfg: ExperimentConfig, prep: "_Prepared") -> Any:
     return build_loss(cfg.loss.name, **params)
 
 
-def _build_optimizer(cfg: ExperimentConfig, model: nn.Module, loss_fn: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(cfg: ExperimentConfig, model: nn.Module, loss_fn: nn.Module) -> torch.optim.Optimizer:
+    """The run's optimizer (``cfg.optimizer``) over the model's parameters, plus the loss's own
+    parameter groups (e.g. a learned Balanced MSE noise scale, at ``cfg.loss.sigma_lr``)."""
     lr = cfg.optimizer.lr
     groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
     loss_lr = cfg.loss.sigma_lr if cfg.loss.sigma_lr is not None else DEFAULT_SIGMA_LR
@@ -286,7 +293,9 @@ def _has_batchnorm(model: nn.Module) -> bool:
 
 
 @dataclass
-class _State:
+class RunState:
+    """The counters and history of a run that its checkpoints carry."""
+
     epoch: int = 0  # completed epochs
     step: int = 0  # optimizer steps taken
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -313,11 +322,11 @@ class _State:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "_State":
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunState":
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-class _Run:
+class TrainingRun:
     """One training session (fresh or resumed) of an experiment."""
 
     def __init__(
@@ -333,7 +342,7 @@ class _Run:
         self.quiet = quiet
         self.callbacks = list(callbacks)
         self.hash = config_hash(cfg)
-        self.state = _State()
+        self.state = RunState()
         self.t0 = time.perf_counter()
         self.trackers: list[Tracker] = []
 
@@ -371,7 +380,7 @@ class _Run:
         self.eval_batch_size = cfg.train.eval_batch_size or (
             cfg.train.batch_size if self.prep.kind == "image" else 4096
         )
-        self.optimizer = _build_optimizer(cfg, self.model, self.loss_fn)
+        self.optimizer = build_optimizer(cfg, self.model, self.loss_fn)
         train_seed = cfg.seed_for("train")
         self.shuffle_gen = torch.Generator().manual_seed(derive_seed(train_seed, "shuffle"))
         self.augment_gen = torch.Generator().manual_seed(derive_seed(train_seed, "augment"))
@@ -400,7 +409,7 @@ class _Run:
         self.shuffle_gen.set_state(ckpt["rng"]["shuffle"])
         self.augment_gen.set_state(ckpt["rng"]["augment"])
         torch.set_rng_state(ckpt["rng"]["torch"])
-        self.state = _State.from_dict(ckpt["state"])
+        self.state = RunState.from_dict(ckpt["state"])
 
     def checkpoint(self) -> dict[str, Any]:
         return {
@@ -587,7 +596,8 @@ class _Run:
 # ---------------------------------------------------------------------------------------------
 
 
-def _coerce_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
+def coerce_config(config: ExperimentConfig | Mapping[str, Any] | str | Path) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from a config, a mapping or a YAML path (validated)."""
     if isinstance(config, ExperimentConfig):
         return config
     if isinstance(config, (str, Path)):
@@ -653,7 +663,7 @@ def run_experiment(
                 f"nothing to resume in {run_dir}: it has no config.yaml; start a new run there without --resume"
             )
         stored = load_config(stored_path)
-        cfg = stored if config is None else _coerce_config(config).resolved()
+        cfg = stored if config is None else coerce_config(config).resolved()
         if config_hash(cfg) != config_hash(stored):
             raise ValueError(
                 f"the configuration differs from the one stored in {stored_path} (hash {config_hash(cfg)} vs "
@@ -674,7 +684,7 @@ def run_experiment(
     else:
         if config is None:
             raise ValueError("config is required for a new run (it may be omitted only with resume=True)")
-        cfg = _coerce_config(config).resolved()
+        cfg = coerce_config(config).resolved()
         status = run_status(run_dir)
         if status is not None:
             raise RunExistsError(
@@ -688,7 +698,7 @@ def run_experiment(
     previous_threads = torch.get_num_threads()
     if cfg.train.num_threads is not None:
         torch.set_num_threads(cfg.train.num_threads)
-    run = _Run(cfg, run_dir, quiet=quiet, callbacks=callbacks)
+    run = TrainingRun(cfg, run_dir, quiet=quiet, callbacks=callbacks)
     try:
         with torch.random.fork_rng(devices=[]):  # the caller's global RNG state is left as it was
             return _execute(run, checkpoint)
@@ -697,7 +707,7 @@ def run_experiment(
             torch.set_num_threads(previous_threads)
 
 
-def _execute(run: _Run, checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
+def _execute(run: TrainingRun, checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
     run_dir, cfg = run.run_dir, run.cfg
     status, message = "failed", None
     try:
@@ -720,18 +730,19 @@ def _execute(run: _Run, checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
             f"interrupted after {run.state.epoch} completed epochs; resume with --resume (resume=True) "
             "to continue from the last checkpoint"
         )
-        _finish(run, status, message)
+        finish_run(run, status, message)
         raise
     except Exception as exc:
-        _finish(run, "failed", f"{type(exc).__name__}: {exc}")
+        finish_run(run, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    summary = _finish(run, status, message)
+    summary = finish_run(run, status, message)
     if message:
         run.say(f"[{cfg.name}] {status}: {message}")
     return summary
 
 
-def _finish(run: _Run, status: str, message: str | None) -> dict[str, Any]:
+def finish_run(run: TrainingRun, status: str, message: str | None) -> dict[str, Any]:
+    """Write the run's ``summary.json`` with ``status`` (and ``message``), close its trackers."""
     summary = run.summary(status, message)
     for tracker in run.trackers:
         try:
