@@ -283,9 +283,10 @@ def _solve_epsilon_row(v: np.ndarray, target: float, rtol: float) -> float:
     * start at t = log of the ⌈T⌉-th smallest variance (EBS(σ²₍ₖ₎) is of the order of k);
     * each Newton step overshoots its root estimate by 0.4·tol, so once Newton is accurate the
       next point lands on the other side and the bracket closes from both ends;
-    * a step leaving the bracket, longer than :data:`_MAX_LOG_STEP`, or not shrinking fast enough
-      (more than half the previous step) is replaced by bisection, or by a step of
-      :data:`_MAX_LOG_STEP` towards the root while one end is still unbounded.
+    * a step leaving the bracket, longer than :data:`_MAX_LOG_STEP`, or (once both ends are
+      finite) not shrinking fast enough (more than half the previous step) is replaced by
+      bisection, or by a step of :data:`_MAX_LOG_STEP` towards the root while one end is still
+      unbounded.
 
     It stops when ``hi - lo <= log1p(rtol)`` and returns exp(hi): EBS reaches the target there
     and ε is exact to ``rtol`` relative. Typically 5-8 evaluations of EBS; never worse than bisection.
@@ -320,7 +321,10 @@ def _solve_epsilon_row(v: np.ndarray, target: float, rtol: float) -> float:
         new = math.nan
         if slope > 0 and math.isfinite(slope):
             step = -g / slope + towards_root * 0.4 * tol
-            if abs(step) <= _MAX_LOG_STEP and abs(step) <= 0.5 * last_step + tol:
+            # within a closed bracket a step must also shrink (or bisection takes over); while an
+            # end is unbounded, any Newton step up to the longest one goes
+            bracketed = not (math.isinf(lo) or math.isinf(hi))
+            if abs(step) <= _MAX_LOG_STEP and (not bracketed or abs(step) <= 0.5 * last_step + tol):
                 new = t + step
         if not lo < new < hi:  # also when new is NaN (no Newton step)
             if math.isinf(lo) or math.isinf(hi):
