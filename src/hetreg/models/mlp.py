@@ -251,9 +251,9 @@ def stacked_mlp_forward(
     normalisation, :math:`\\max(h, 0)`, computed feature-major, i.e. on (K, features, B).
 
     The Linear layers are :class:`StackedLinear` (one matrix product per model; one model alone
-    runs the same calls through :meth:`MLPBody.predict`), every other
-    layer one kernel call for all K models, e.g. one ``F.batch_norm`` over K·C channels (so model k's BatchNorm uses its own batch statistics
-    and updates its own running statistics, in place). Model k's numbers do not depend on K or
+    runs the same calls through :class:`Linear1`), every other layer one kernel call for all K
+    models, e.g. one ``F.batch_norm`` over K·C channels (so model k's BatchNorm uses its own batch
+    statistics and updates its own running statistics, in place). Model k's numbers do not depend on K or
     on the other models: the same model alone (K = 1) gives the same results bit for bit, which
     is how the plain trainer runs an MLP (:meth:`MLPBody.predict`) and why a batched group of
     runs (:mod:`hetreg.train.batched`) reproduces each run exactly.
