@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from hetreg.losses import (
     BIVLoss,
     CutoffMSELoss,
+    biv_factors,
     biv_loss,
     cutoff_mse_loss,
     effective_batch_size,
@@ -249,3 +252,17 @@ def test_positive_variance_keeps_gradient_below_floor():
     with pytest.raises(ValueError, match="kind"):
         positive_variance(raw, kind="relu")
     np.testing.assert_allclose(positive_variance(torch.tensor([0.0]), kind="exp", floor=0).numpy(), [1.0])
+
+
+def test_biv_factors_normalise_each_row_as_a_row_alone():
+    rng = np.random.default_rng(4)
+    v = rng.gamma(0.5, 2.0, size=(6, 37))
+    u = rng.random((6, 37)) + 0.1
+    eps = np.array([[0.0], [0.1], [0.5], [1e-3], [2.0], [0.3]])
+    f = biv_factors(v, eps, u)
+    for k in range(6):  # a batched group's row equals the run's own 1-D computation bit for bit
+        assert np.array_equal(f[k], biv_factors(v[k].copy(), float(eps[k, 0]), u[k].copy()))
+        w = [u[k, i] / (v[k, i] + eps[k, 0]) for i in range(37)]  # float64 brute force
+        assert f[k] == pytest.approx([wi / math.fsum(w) for wi in w], rel=1e-13)
+    with pytest.raises(ValueError, match="normaliser is zero"):
+        biv_factors(v[:1], 0.1, np.zeros((1, 37)))

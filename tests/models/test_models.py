@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -286,3 +287,58 @@ def test_a_few_steps_reduce_the_loss(case, head: str) -> None:
         opt.step()
     last = float(loss_fn().detach())  # still in train mode: the same BatchNorm batch statistics as the steps
     assert math.isfinite(last) and last < first
+
+
+def _reference_mlp(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The MLP through its modules one by one (nn.Linear, nn.BatchNorm1d, nn.ReLU), row-major."""
+    h = x
+    for module in model.body:
+        h = module(h)
+    return model.head(h)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+@pytest.mark.parametrize("options", [{"preset": "wine"}, {"preset": "bike"}, {"hidden": []}])
+def test_feature_major_mlp_pass_equals_the_modules(options, momentum) -> None:
+    # float64: the two passes differ only by rounding; both modes, running statistics, gradients
+    torch.manual_seed(3)
+    model = build_model("mlp", (7,), **options).double()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.momentum = momentum
+    ref = copy.deepcopy(model)
+    x = torch.randn(33, 7, dtype=torch.float64)
+    for _ in range(3):  # training steps: batch statistics, running statistics, counters
+        out, expected = model(x), _reference_mlp(ref, x)
+        torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+        out.square().sum().backward()
+        expected.square().sum().backward()
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12, msg=name)
+    for (name, b), c in zip(model.named_buffers(), ref.buffers()):
+        torch.testing.assert_close(b, c, rtol=1e-12, atol=1e-12, msg=name)
+    model.eval(), ref.eval()
+    torch.testing.assert_close(model(x[:5]), _reference_mlp(ref, x[:5]), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.features(x), _features(ref, x), rtol=1e-12, atol=1e-12)
+
+
+def _features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    h = x
+    for module in model.body:
+        h = module(h)
+    return h
+
+
+def test_mlp_body_follows_changes_of_its_layers() -> None:
+    torch.manual_seed(0)
+    model = build_model("mlp", (4,), hidden=[6])
+    x = torch.randn(10, 4)
+    model.body.append(nn.Dropout(0.5))  # not a plain MLP any more: the modules run one by one
+    model.train()
+    torch.manual_seed(1)
+    out = model(x)
+    torch.manual_seed(1)
+    assert torch.equal(out, model.head(nn.Sequential.forward(model.body, x)))
+    del model.body[-1]
+    model.eval()
+    torch.testing.assert_close(model(x), _reference_mlp(model, x))

@@ -13,6 +13,7 @@ from hetreg.losses.cutoff import CutoffMSELoss, cutoff_mask, cutoff_mse_loss
 from hetreg.losses.inverse_variance import (
     BIVLoss,
     IVLoss,
+    biv_factors,
     biv_loss,
     effective_batch_size,
     iv_loss,
@@ -41,6 +42,7 @@ __all__ = [
     "MSELoss",
     "iv_loss",
     "IVLoss",
+    "biv_factors",
     "biv_loss",
     "BIVLoss",
     "effective_batch_size",

@@ -38,8 +38,8 @@ module calls, BatchNorm, ReLU and loss kernels, loss checks, one optimizer inste
 synchronisation per step instead of several, and the run store's checkpoint writes (see below).
 
 Everything else is the plain trainer's own code (:mod:`hetreg.train.runner`): each run keeps a
-``TrainingRun`` object that prepares its data and noise, builds its model, loss and optimizer, evaluates
-(:func:`hetreg.train.evaluation.predict` on its own model, loaded with its slice of the stacked
+``TrainingRun`` object that prepares its data and noise, builds its model, loss and optimizer,
+evaluates (:func:`hetreg.train.evaluation.predict` on its own model, loaded with its slice of the stacked
 state), logs ``metrics.jsonl``, writes ``best.pt``, ``last.pt`` (the plain checkpoint format, so
 ``run_experiment(..., resume=True)`` continues a batched run) and ``summary.json``.
 
@@ -73,17 +73,17 @@ from torch import Tensor, nn
 
 from hetreg.experiments.config import ExperimentConfig, config_to_dict, save_config
 from hetreg.losses.cutoff import cutoff_mask
-from hetreg.losses.inverse_variance import biv_factors
+from hetreg.losses import biv_factors
 from hetreg.models.mlp import ALIGN_BYTES, MLPLayer, mlp_layers, stacked_mlp_forward
 from hetreg.train.environment import environment_info
 from hetreg.train.files import save_checkpoint, write_json
 from hetreg.train.runner import (
     RunExistsError,
+    RunState,
+    TrainingRun,
     build_optimizer,
     coerce_config,
     finish_run,
-    TrainingRun,
-    RunState,
     run_experiment,
     run_status,
 )
