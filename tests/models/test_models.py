@@ -291,10 +291,7 @@ def test_a_few_steps_reduce_the_loss(case, head: str) -> None:
 
 def _reference_mlp(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The MLP through its modules one by one (nn.Linear, nn.BatchNorm1d, nn.ReLU), row-major."""
-    h = x
-    for module in model.body:
-        h = module(h)
-    return model.head(h)
+    return model.head(_features(model, x))
 
 
 @pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
