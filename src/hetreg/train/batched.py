@@ -26,12 +26,12 @@ so a run's numbers are the same bit for bit whether it is trained alone or in a 
 size. That matters: in the MLP presets a Linear bias feeds a BatchNorm, so its gradient is zero
 up to rounding, and Adam turns that rounding into steps of size lr; the BatchNorm running means
 follow, and eval-mode metrics move by percents with any change of rounding (the plain trainer
-itself gives different test metrics at one and at two threads). Two conditions keep it exact
-(:meth:`BatchedMLP.fused`): one torch thread, and batches whose per-run activation blocks start
-on 64-byte boundaries (B a multiple of 16 in float32); batched BLAS calls (``torch.bmm``) were
-seen to round some runs of a batch differently, which is why each run keeps its own matrix
-products. Other batches (a short last batch, the last evaluation chunk, several threads) are
-computed run after run on each run's own tensors.
+itself gives different test metrics at one and at two threads, so a group and its runs alone
+must use the same thread count). One condition keeps it exact (:meth:`BatchedMLP.fused`):
+batches whose per-run activation blocks start on 64-byte boundaries (B a multiple of 16 in
+float32). Batched BLAS calls (``torch.bmm``) were seen to round some runs of a batch
+differently, which is why each run keeps its own matrix products. Other batches (a short last
+batch, the last evaluation chunk) are computed run after run on each run's own tensors.
 
 What is saved against K separate runs is all the per-step work that is not a matrix product:
 module calls, BatchNorm, ReLU and loss kernels, loss checks, one optimizer instead of K, one
@@ -450,17 +450,16 @@ class BatchedMLP(nn.Module):
 
     @staticmethod
     def fused(batch_size: int, element_size: int) -> bool:
-        """Whether batches of ``batch_size`` rows run as one kernel call per layer for all K runs.
+        """Whether batches of ``batch_size`` rows run as one pass for all K runs.
 
-        Two conditions keep each run's numbers those of the run alone: torch uses one thread
-        (with more, a batched BLAS call splits its work unlike K single calls, and rounds
-        differently), and every run's block of a stacked (K, C, B) activation starts on an
-        :data:`ALIGN_BYTES` boundary, as the run's own tensors do (batched BLAS calls were seen to
-        round differently for operands off such a boundary). Otherwise (several threads, a short
-        last batch or evaluation chunk) the runs are computed one after another, each on its own
-        tensors, with the same calls as the plain trainer.
+        The condition that keeps each run's numbers those of the run alone: every run's block of
+        a stacked (K, C, B) activation starts on an :data:`ALIGN_BYTES` boundary, as the run's
+        own tensors do (BLAS was seen to round differently for operands off such a boundary).
+        Other batch sizes (a short last batch, the last evaluation chunk) are computed run after
+        run on each run's own tensors. Any number of torch threads: each run's matrix products
+        are its own calls, and the other kernels split their work by channel or element.
         """
-        return torch.get_num_threads() == 1 and (batch_size * element_size) % ALIGN_BYTES == 0
+        return (batch_size * element_size) % ALIGN_BYTES == 0
 
     def member_state(self, k: int) -> dict[str, Tensor]:
         """Run k's ``state_dict`` (views into the stacked tensors: copy before keeping them)."""
