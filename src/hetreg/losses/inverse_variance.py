@@ -118,6 +118,8 @@ def _biv_terms(
     flat = biv_factors(v.reshape(1, -1), eps, None if u64 is None else u64.reshape(1, -1))
     dtype = _NUMPY_DTYPES.get(pred.dtype)
     factors = torch.from_numpy(flat.astype(dtype)) if dtype is not None else torch.from_numpy(flat).to(pred.dtype)
+    if factors.device != pred.device:
+        factors = factors.to(pred.device)
     terms = factors.view(shape) * squared_error(pred, target)
     return (terms if reduction == "none" else terms.sum()), flat
 

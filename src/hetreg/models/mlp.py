@@ -145,11 +145,11 @@ def _aligned_grad(grad: Tensor, per_model: bool) -> Tensor:
     return grad
 
 
-def _grad_w_buffer(weight_shape: tuple[int, int], dtype: torch.dtype) -> Tensor | None:
+def _grad_w_buffer(weight_shape: tuple[int, int], like: Tensor) -> Tensor | None:
     """Scratch for :func:`_linear_grad_w` when a layer has fewer inputs than outputs (the first
     layer): the gradient of W^T, x g^T, is then much faster to compute, and transposed."""
     out_features, in_features = weight_shape
-    return torch.empty(in_features, out_features, dtype=dtype) if in_features < out_features else None
+    return like.new_empty(in_features, out_features) if in_features < out_features else None
 
 
 def _linear_grad_w(out: Tensor, grad: Tensor, x: Tensor, buf: Tensor | None) -> None:
@@ -175,7 +175,7 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
         k, b = x.shape[0], x.shape[2]
-        out = torch.empty(k, weight.shape[1], b, dtype=x.dtype)
+        out = x.new_empty(k, weight.shape[1], b)
         if bias is None:
             for w, xi, oi in zip(weight.unbind(0), x.unbind(0), out.unbind(0)):
                 torch.mm(w, xi, out=oi)
@@ -193,14 +193,14 @@ class StackedLinear(torch.autograd.Function):
         k = x.shape[0]
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.empty(k, x.shape[1], x.shape[2], dtype=grad.dtype)
+            grad_x = grad.new_empty(k, x.shape[1], x.shape[2])
             for w, g, gx in zip(weight.transpose(1, 2).unbind(0), grad.unbind(0), grad_x.unbind(0)):
                 torch.mm(w, g, out=gx)
         if ctx.needs_input_grad[1]:
             n = weight[0].numel()
             per = max(1, ALIGN_BYTES // grad.element_size())
-            grad_w = torch.empty(k, -(-n // per) * per, dtype=grad.dtype)[:, :n].view(weight.shape)
-            buf = _grad_w_buffer(tuple(weight.shape[1:]), grad.dtype)
+            grad_w = grad.new_empty(k, -(-n // per) * per)[:, :n].view(weight.shape)
+            buf = _grad_w_buffer(tuple(weight.shape[1:]), grad)
             for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
                 _linear_grad_w(gw, g, xi, buf)
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -214,7 +214,7 @@ class Linear1(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
-        out = torch.empty(weight.shape[0], x.shape[1], dtype=x.dtype)
+        out = x.new_empty(weight.shape[0], x.shape[1])
         if bias is None:
             torch.mm(weight, x, out=out)
         else:
@@ -229,11 +229,11 @@ class Linear1(torch.autograd.Function):
         grad = _aligned_grad(grad, per_model=False)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.empty(x.shape[0], x.shape[1], dtype=grad.dtype)
+            grad_x = grad.new_empty(x.shape[0], x.shape[1])
             torch.mm(weight.t(), grad, out=grad_x)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.empty(weight.shape, dtype=grad.dtype)
-            _linear_grad_w(grad_w, grad, x, _grad_w_buffer(tuple(weight.shape), grad.dtype))
+            grad_w = grad.new_empty(weight.shape)
+            _linear_grad_w(grad_w, grad, x, _grad_w_buffer(tuple(weight.shape), grad))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(1)
         return grad_x, grad_w, grad_b
