@@ -19,7 +19,6 @@ import pytest
 
 from hetreg.experiments import runstore
 from hetreg.experiments.executor import RunResult, RunSpec, build_executor, executor_names
-from hetreg.experiments.grid import parse_grid
 from hetreg.experiments.slurm import (
     JOBS_FILE,
     SlurmError,
@@ -40,8 +39,8 @@ from hetreg.experiments.slurm import (
     submission_plan,
     sweep_folder_of,
 )
-from hetreg.experiments.sweep import DictBackend, SweepSpec, plan_sweep, run_sweep
-from hetreg.experiments.testing import write_fake_run
+from hetreg.experiments.sweep import DictBackend, plan_sweep, run_sweep
+from hetreg.experiments.testing import fake_calls, fake_sweep_spec, write_fake_run
 
 try:
     import submitit
@@ -54,16 +53,8 @@ needs_submitit = pytest.mark.skipif(submitit is None, reason="submitit is not in
 FAKE = "hetreg.experiments.testing:fake_train"
 
 
-def fake_spec(tmp_path: Path, grid: list[str], **fake: Any) -> SweepSpec:
-    base = {"loss": {"name": "mse"}, "seed": 0, "fake": {"epochs": 3, "counter": str(tmp_path / "calls.txt"), **fake}}
-    return SweepSpec(base=base, grid=parse_grid(grid), target=FAKE, backend="dict")
 
 
-def calls(tmp_path: Path) -> list[tuple[str, bool]]:
-    path = tmp_path / "calls.txt"
-    if not path.exists():
-        return []
-    return [(Path(a).name, b == "True") for a, b in (line.split() for line in path.read_text().splitlines())]
 
 
 FAST = dict(poll_interval_s=0.05, grace_s=0.0)
@@ -274,7 +265,7 @@ def test_sbatch_script_has_the_options(tmp_path: Path) -> None:
 
 @needs_submitit
 def test_dry_run_lists_parameters_and_runs_without_writing(tmp_path: Path) -> None:
-    spec = fake_spec(tmp_path, ["seed=0-2"])
+    spec = fake_sweep_spec(tmp_path, ["seed=0-2"])
     out = tmp_path / "sweep"
     planned = plan_sweep(spec, out, DictBackend())
     # one run already completed: listed as skipped, not part of the array
@@ -399,7 +390,7 @@ class LocalCluster:
 @needs_submitit
 def test_sweep_through_submitit_processes(tmp_path: Path) -> None:
     """Tasks pickled to real processes and their RunResults read back, as on a cluster."""
-    spec = fake_spec(tmp_path, ["fake.fail=false,true"])
+    spec = fake_sweep_spec(tmp_path, ["fake.fail=false,true"])
     out = tmp_path / "sweep"
     cluster = LocalCluster()
     messages: list[str] = []
@@ -421,26 +412,26 @@ def test_sweep_through_submitit_processes(tmp_path: Path) -> None:
         else:
             assert result.status == "completed" and result.summary["status"] == "completed"
     assert messages and messages[0].startswith("slurm: submitted job")
-    assert len(calls(tmp_path)) == 2
+    assert len(fake_calls(tmp_path)) == 2
 
 
 @needs_submitit
 def test_rerun_submits_only_the_runs_not_completed(tmp_path: Path) -> None:
-    spec = fake_spec(tmp_path, ["seed=0-2", "fake.interrupt_after=null,1", "fake.fail=false,true"])
+    spec = fake_sweep_spec(tmp_path, ["seed=0-2", "fake.interrupt_after=null,1", "fake.fail=false,true"])
     out = tmp_path / "sweep"
     finish_all = ScriptedCluster(on_poll=lambda c, n: [j.finish() for j in c.jobs if not j.paths.result_pickle.exists()])
     outcome = run_sweep(spec, out, executor=SlurmExecutor(SlurmOptions(**FAST), cluster=finish_all))
     assert outcome.counts == {"completed": 3, "interrupted": 3, "failed": 6}
-    assert len(calls(tmp_path)) == 12
+    assert len(fake_calls(tmp_path)) == 12
     # rerun: completed runs are skipped, interrupted ones resumed, failed ones started afresh
     again = run_sweep(spec, out, executor=SlurmExecutor(SlurmOptions(**FAST), cluster=finish_all))
     actions = {p.run_id: p.action for p in again.planned}
     assert sorted(actions.values()) == ["resume"] * 3 + ["run"] * 6 + ["skip"] * 3
     submitted = sorted(j["run_id"] for j in runstore.read_json(out / "slurm" / JOBS_FILE)["submissions"][1]["jobs"].values())
     assert submitted == sorted(r for r, a in actions.items() if a != "skip")
-    assert sorted(c for c in calls(tmp_path)[12:] if c[1]) == sorted((r, True) for r, a in actions.items() if a == "resume")
+    assert sorted(c for c in fake_calls(tmp_path)[12:] if c[1]) == sorted((r, True) for r, a in actions.items() if a == "resume")
     assert again.counts == {"completed": 6, "failed": 6}
-    assert len(calls(tmp_path)) == 21
+    assert len(fake_calls(tmp_path)) == 21
 
 
 @needs_submitit
@@ -593,7 +584,7 @@ def test_checkpoint_resubmits_the_run_with_resume(tmp_path: Path, monkeypatch: p
     assert "requeued to resume from last.pt" in (run_dir / runstore.LOG_FILE).read_text()
     second = delayed.result()  # what the requeued task runs
     assert second.status == "completed" and second.summary["epochs"] == 4
-    assert calls(tmp_path) == [("r0", False), ("r0", True)]
+    assert fake_calls(tmp_path) == [("r0", False), ("r0", True)]
     assert [row["epoch"] for row in runstore.read_metrics(run_dir)] == [1, 2, 3, 4]
 
 

@@ -11,34 +11,25 @@ import pytest
 
 from hetreg.experiments import runstore
 from hetreg.experiments.executor import Executor, LocalExecutor, RunResult, RunSpec, execute_run, register_executor
-from hetreg.experiments.grid import parse_grid
 from hetreg.experiments.sweep import (
     DictBackend,
-    SweepSpec,
     dict_hash,
     load_sweep,
     plan_sweep,
     prepare_out_dir,
     run_sweep,
 )
+from hetreg.experiments.testing import fake_calls, fake_sweep_spec
 
 FAKE = "hetreg.experiments.testing:fake_train"
 
 
-def make_spec(tmp_path: Path, grid: list[str], **fake: Any) -> SweepSpec:
-    base = {"loss": {"name": "mse"}, "seed": 0, "fake": {"epochs": 3, "counter": str(tmp_path / "calls.txt"), **fake}}
-    return SweepSpec(base=base, grid=parse_grid(grid), target=FAKE, backend="dict")
 
 
-def calls(tmp_path: Path) -> list[tuple[str, bool]]:
-    path = tmp_path / "calls.txt"
-    if not path.exists():
-        return []
-    return [(Path(a).name, b == "True") for a, b in (line.split() for line in path.read_text().splitlines())]
 
 
 def test_run_ids_are_stable_and_distinct(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, ["loss.name=mse,biv", "seed=0-2"])
+    spec = fake_sweep_spec(tmp_path, ["loss.name=mse,biv", "seed=0-2"])
     first = plan_sweep(spec, tmp_path / "out", DictBackend())
     again = plan_sweep(spec, tmp_path / "out", DictBackend())
     assert [p.run_id for p in first] == [p.run_id for p in again]
@@ -53,11 +44,11 @@ def test_run_ids_are_stable_and_distinct(tmp_path: Path) -> None:
 
 
 def test_sweep_runs_everything_then_skips_completed_runs(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, ["loss.name=mse,biv", "seed=0-2"])
+    spec = fake_sweep_spec(tmp_path, ["loss.name=mse,biv", "seed=0-2"])
     out = tmp_path / "out"
     outcome = run_sweep(spec, out, executor=LocalExecutor(workers=1))
     assert outcome.counts == {"completed": 6}
-    assert len(calls(tmp_path)) == 6
+    assert len(fake_calls(tmp_path)) == 6
     index = pd.read_parquet(out / "index.parquet")
     assert sorted(index["run_id"]) == sorted(p.run_id for p in outcome.planned)
     assert set(index["status"]) == {"completed"}
@@ -66,13 +57,13 @@ def test_sweep_runs_everything_then_skips_completed_runs(tmp_path: Path) -> None
     # rerun: nothing executes again
     again = run_sweep(spec, out, executor=LocalExecutor(workers=1))
     assert again.skipped == 6 and again.results == []
-    assert len(calls(tmp_path)) == 6
+    assert len(fake_calls(tmp_path)) == 6
     # load_sweep gives back the same spec (the basis of hetreg sweep --resume)
     assert load_sweep(out).same_as(spec)
 
 
 def test_interrupted_runs_are_resumed(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, ["seed=0-1"], interrupt_after=1)
+    spec = fake_sweep_spec(tmp_path, ["seed=0-1"], interrupt_after=1)
     out = tmp_path / "out"
     first = run_sweep(spec, out, executor=LocalExecutor(workers=1))
     assert first.counts == {"interrupted": 2}
@@ -81,14 +72,14 @@ def test_interrupted_runs_are_resumed(tmp_path: Path) -> None:
     assert {p.action for p in plan} == {"resume"}
     second = run_sweep(spec, out, executor=LocalExecutor(workers=1))
     assert second.counts == {"completed": 2}
-    assert [resumed for _, resumed in calls(tmp_path)] == [False, False, True, True]
+    assert [resumed for _, resumed in fake_calls(tmp_path)] == [False, False, True, True]
     for p in plan:
         epochs = [row["epoch"] for row in runstore.read_metrics(p.run_dir)]
         assert epochs == [1, 2, 3]  # continued, not restarted
 
 
 def test_failed_run_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, ["fake.fail=false,true", "seed=0-1"])
+    spec = fake_sweep_spec(tmp_path, ["fake.fail=false,true", "seed=0-1"])
     out = tmp_path / "out"
     outcome = run_sweep(spec, out, executor=LocalExecutor(workers=1))
     assert outcome.counts == {"completed": 2, "failed": 2}
@@ -104,16 +95,16 @@ def test_failed_run_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
     assert len(bad) == 2 and bad["error"].str.contains("fake failure").all()
     assert bad["log"].str.endswith("run.log").all()
     # a rerun retries only the failed runs; the earlier attempt is kept, not deleted
-    n = len(calls(tmp_path))
+    n = len(fake_calls(tmp_path))
     run_sweep(spec, out, executor=LocalExecutor(workers=1))
-    assert len(calls(tmp_path)) == n + 2
+    assert len(fake_calls(tmp_path)) == n + 2
     kept = sorted(p.name for p in (out / "attempts").iterdir())
     assert kept == sorted(f"{r.run_id}-1" for r in failed)
 
 
 def test_out_folder_safety(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, ["seed=0-1"])
-    other = make_spec(tmp_path, ["seed=0-2"])
+    spec = fake_sweep_spec(tmp_path, ["seed=0-1"])
+    other = fake_sweep_spec(tmp_path, ["seed=0-2"])
     out = tmp_path / "out"
     assert prepare_out_dir(out, spec) is False
     assert prepare_out_dir(out, spec) is True
@@ -136,7 +127,7 @@ def test_bad_grid_points_and_duplicates(tmp_path: Path) -> None:
         if config["loss"]["name"] == "iv":
             raise ValueError("unknown loss 'iv'; valid losses: mse, biv")
 
-    spec = make_spec(tmp_path, ["loss.name=mse,iv", "seed=0-1"])
+    spec = fake_sweep_spec(tmp_path, ["loss.name=mse,iv", "seed=0-1"])
     with pytest.raises(ValueError, match=r"grid point loss.name=iv seed=0: unknown loss 'iv'; valid losses: mse, biv"):
         run_sweep(spec, tmp_path / "out", check=no_iv, executor=LocalExecutor(workers=1))
     assert not (tmp_path / "out").exists()  # nothing written for an invalid grid
@@ -147,7 +138,7 @@ def test_bad_grid_points_and_duplicates(tmp_path: Path) -> None:
             config.pop("note", None)  # a key without effect on the run
             return config
 
-    dup = make_spec(tmp_path, ["note=a,b"])
+    dup = fake_sweep_spec(tmp_path, ["note=a,b"])
     with pytest.raises(ValueError, match="grid points note=a and note=b give the same configuration"):
         plan_sweep(dup, tmp_path / "out", Collapsing())
 
@@ -189,7 +180,7 @@ def test_executors_are_pluggable(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="already registered"):
             register_executor("recording-test", Recording)
         runner = executor_mod.build_executor("recording-test", workers=3)
-        spec = make_spec(tmp_path, ["seed=0-2"])
+        spec = fake_sweep_spec(tmp_path, ["seed=0-2"])
         outcome = run_sweep(spec, tmp_path / "out", executor=runner)
         assert sorted(seen) == sorted(p.run_id for p in outcome.planned)
         assert outcome.counts == {"completed": 3}
@@ -212,10 +203,10 @@ def test_threads_per_worker() -> None:
 
 @pytest.mark.slow
 def test_process_pool_runs_in_parallel_workers(tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, ["seed=0-1", "fake.fail=false,true"])
+    spec = fake_sweep_spec(tmp_path, ["seed=0-1", "fake.fail=false,true"])
     outcome = run_sweep(spec, tmp_path / "out", executor=LocalExecutor(workers=2))
     assert outcome.counts == {"completed": 2, "failed": 2}
-    assert len(calls(tmp_path)) == 4
+    assert len(fake_calls(tmp_path)) == 4
     for p in outcome.planned:
         log = (p.run_dir / "run.log").read_text()
         assert ("completed" in log) != bool(p.overrides["fake.fail"])

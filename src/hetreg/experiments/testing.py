@@ -103,3 +103,22 @@ def fake_train(config: Mapping[str, Any], run_dir: Path, *, resume: bool = False
     }
     runstore.write_json(run_dir / runstore.SUMMARY_FILE, summary)
     return summary
+
+
+def fake_sweep_spec(counter_dir: Path, grid: Sequence[str], **fake: Any) -> Any:
+    """A sweep of :func:`fake_train` runs over ``grid`` (``"key=v1,v2"`` entries), each run
+    appending its call to ``counter_dir / "calls.txt"`` (read it with :func:`fake_calls`);
+    ``fake`` sets more of the ``fake`` section (e.g. ``fail=True``)."""
+    from hetreg.experiments.grid import parse_grid
+    from hetreg.experiments.sweep import SweepSpec
+
+    base = {"loss": {"name": "mse"}, "seed": 0, "fake": {"epochs": 3, "counter": str(Path(counter_dir) / "calls.txt"), **fake}}
+    return SweepSpec(base=base, grid=parse_grid(list(grid)), target=f"{__name__}:fake_train", backend="dict")
+
+
+def fake_calls(counter_dir: Path) -> list[tuple[str, bool]]:
+    """The calls recorded by :func:`fake_sweep_spec` runs, in order: (run folder name, resumed)."""
+    path = Path(counter_dir) / "calls.txt"
+    if not path.exists():
+        return []
+    return [(Path(a).name, b == "True") for a, b in (line.split() for line in path.read_text().splitlines())]
