@@ -160,23 +160,58 @@ def _linear_grad_w(out: Tensor, grad: Tensor, x: Tensor, buf: Tensor | None) -> 
         torch.mm(grad, x.t(), out=out)
 
 
+def batched_products(models: int, in_features: int, out_features: int, batch: int, element_size: int) -> bool:
+    """Whether :class:`StackedLinear` computes the products of ``models`` models in one batched
+    BLAS call (``torch.bmm``) rather than one call per model.
+
+    Only where the batched call gives each model the numbers of its own ``torch.mm`` (checked
+    for this library's shapes by ``tests/models/test_mlp.py``): one torch thread (with
+    more, ``bmm`` splits the batch across threads where ``mm`` splits the matrix), batches whose
+    rows fill whole :data:`ALIGN_BYTES` blocks (each model's block of the activations aligned,
+    as a tensor of its own is), and more than one input and output feature (``mm`` computes a
+    product with a single row or column as a matrix-vector product, ``bmm`` does not).
+    """
+    return (
+        models > 1
+        and in_features > 1
+        and out_features > 1
+        and (batch * element_size) % ALIGN_BYTES == 0
+        and torch.get_num_threads() == 1
+    )
+
+
+def padded_rows(rows: int, element_size: int) -> int:
+    """The number of rows an eval-mode MLP pass computes for ``rows`` inputs: the next multiple
+    of :data:`ALIGN_BYTES` / ``element_size`` (16 float32 rows), so that every model's block of
+    a stacked (K, C, rows) activation starts on an :data:`ALIGN_BYTES` boundary, the case in
+    which K models run in one pass (a training pass cannot pad: BatchNorm's batch statistics
+    would see the padding)."""
+    per = max(1, ALIGN_BYTES // element_size)
+    return -(-rows // per) * per
+
+
 class StackedLinear(torch.autograd.Function):
     """:math:`h_k \\leftarrow W_k h_k + b_k` for K models, feature-major: x (K, in, B), weight
     (K, out, in), bias (K, out) or ``None`` -> (K, out, B).
 
-    Every product is one ``torch.addmm`` / ``torch.mm`` call per model, into that model's block
-    of the output, in the forward and the backward pass. A batched BLAS call (``torch.bmm``)
-    would save the loop but was seen to round some models of a batch differently from the same
-    model alone (small matrices, and more than one thread); with one call per model, model k's
-    numbers are those of the model alone whatever K is (:class:`Linear1` is the same calls for
-    one model without the leading axis). The bias gradient is one reduction over B for all models.
+    Model k's numbers are those of the model alone (:class:`Linear1`, the same products without
+    the leading axis) whatever K is. Each product is either one batched call for the K models
+    (``torch.baddbmm`` / ``torch.bmm``) or one ``torch.addmm`` / ``torch.mm`` call per model into
+    that model's block; :func:`batched_products` says which. The bias gradient is one reduction
+    over B for all models.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
         k, b = x.shape[0], x.shape[2]
         out = x.new_empty(k, weight.shape[1], b)
-        if bias is None:
+        ctx.batched = batched_products(k, weight.shape[2], weight.shape[1], b, x.element_size())
+        if ctx.batched:
+            if bias is None:
+                torch.bmm(weight, x, out=out)
+            else:
+                torch.baddbmm(bias.unsqueeze(-1), weight, x, out=out)
+        elif bias is None:
             for w, xi, oi in zip(weight.unbind(0), x.unbind(0), out.unbind(0)):
                 torch.mm(w, xi, out=oi)
         else:
@@ -194,15 +229,24 @@ class StackedLinear(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = grad.new_empty(k, x.shape[1], x.shape[2])
-            for w, g, gx in zip(weight.transpose(1, 2).unbind(0), grad.unbind(0), grad_x.unbind(0)):
-                torch.mm(w, g, out=gx)
+            if ctx.batched:
+                torch.bmm(weight.transpose(1, 2), grad, out=grad_x)
+            else:
+                for w, g, gx in zip(weight.transpose(1, 2).unbind(0), grad.unbind(0), grad_x.unbind(0)):
+                    torch.mm(w, g, out=gx)
         if ctx.needs_input_grad[1]:
             n = weight[0].numel()
             per = max(1, ALIGN_BYTES // grad.element_size())
             grad_w = grad.new_empty(k, -(-n // per) * per)[:, :n].view(weight.shape)
-            buf = _grad_w_buffer(tuple(weight.shape[1:]), grad)
-            for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
-                _linear_grad_w(gw, g, xi, buf)
+            if ctx.batched:
+                if weight.shape[2] < weight.shape[1]:  # as _linear_grad_w: x g^T, transposed
+                    grad_w.copy_(torch.bmm(x, grad.transpose(1, 2)).transpose(1, 2))
+                else:
+                    torch.bmm(grad, x.transpose(1, 2), out=grad_w)
+            else:
+                buf = _grad_w_buffer(tuple(weight.shape[1:]), grad)
+                for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
+                    _linear_grad_w(gw, g, xi, buf)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad.sum(2)
         return grad_x, grad_w, grad_b
@@ -321,7 +365,13 @@ class MLPBody(nn.Sequential):
 
     def _run(self, x: Tensor, head: nn.Linear | None) -> Tensor:
         """:func:`stacked_mlp_forward` for this one model (the same kernel calls, without the
-        model axis); x (N, d) -> (N, width) features, or (N, out) with the head."""
+        model axis); x (N, d) -> (N, width) features, or (N, out) with the head. In eval mode
+        the rows are padded as :func:`padded_rows` says (each row's outputs do not depend on
+        the others then), so that a batched group computes the same numbers in one pass."""
+        n = x.shape[0]
+        if not self.training and padded_rows(n, x.element_size()) != n:
+            x = torch.cat([x, x.new_zeros(padded_rows(n, x.element_size()) - n, x.shape[1])])
+            return self._run(x, head)[:n]
         layers = self.plan()
         assert layers is not None
         modules: list[nn.Module | None] = list(self.__dict__["_plan_cache"][2])

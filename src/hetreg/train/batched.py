@@ -74,7 +74,7 @@ from torch import Tensor, nn
 from hetreg.experiments.config import ExperimentConfig, config_to_dict, save_config
 from hetreg.losses.cutoff import cutoff_mask
 from hetreg.losses import biv_factors
-from hetreg.models.mlp import ALIGN_BYTES, MLPLayer, mlp_layers, stacked_mlp_forward
+from hetreg.models.mlp import ALIGN_BYTES, MLPLayer, mlp_layers, padded_rows, stacked_mlp_forward
 from hetreg.train.environment import environment_info
 from hetreg.train.files import save_checkpoint, write_json
 from hetreg.train.runner import (
@@ -433,7 +433,13 @@ class BatchedMLP(nn.Module):
                     layer = MLPLayer(layer.kind, layer.prefix, 1.0 / float(tracked[0]), layer.eps)
             layers.append(layer)
         tensors = {key: self.stacked(key) for key in self.keys if not key.endswith("num_batches_tracked")}
-        if self.fused(xs[0].shape[0], xs[0].element_size()):
+        n = xs[0].shape[0]
+        if not self.training and not self.fused(n, xs[0].element_size()):
+            # eval mode: rows padded as a run's own model pads them (padded_rows), in one pass
+            x = xs[0].new_zeros(len(xs), padded_rows(n, xs[0].element_size()), xs[0].shape[1])
+            x[:, :n] = xs if isinstance(xs, Tensor) else torch.stack(list(xs))
+            return stacked_mlp_forward(layers, tensors, x, training=False)[:, 0, :n]
+        if self.fused(n, xs[0].element_size()):
             x = xs if isinstance(xs, Tensor) else torch.stack(list(xs))
             return stacked_mlp_forward(layers, tensors, x, training=self.training)[:, 0, :]
         outs = []
