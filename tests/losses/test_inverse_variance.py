@@ -266,3 +266,23 @@ def test_biv_factors_normalise_each_row_as_a_row_alone():
         assert f[k] == pytest.approx([wi / math.fsum(w) for wi in w], rel=1e-13)
     with pytest.raises(ValueError, match="normaliser is zero"):
         biv_factors(v[:1], 0.1, np.zeros((1, 37)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(37,), (37, 1), (37, 3)])
+def test_biv_value_and_gradients_are_autograds_of_the_factor_formula(dtype, shape):
+    # biv_loss sums f * e² with its gradient written out: the value and the gradients of pred and
+    # target must be autograd's through the formula, bit for bit, whatever the upstream gradient
+    gen = torch.Generator().manual_seed(5)
+    pred = torch.randn(shape, generator=gen, dtype=dtype, requires_grad=True)
+    target = torch.randn(shape, generator=gen, dtype=dtype, requires_grad=True)
+    var = torch.rand(37, generator=gen, dtype=torch.float64) * 3
+    loss = biv_loss(pred, target, var.to(dtype), eps=0.2)
+    (loss * 1.7).backward()
+    v64 = np.broadcast_to(var.to(dtype).double().numpy().reshape(37, *([1] * (len(shape) - 1))), shape)
+    f = torch.from_numpy(biv_factors(v64.reshape(1, -1), 0.2)[0].reshape(shape)).to(dtype)
+    p2, t2 = pred.detach().clone().requires_grad_(True), target.detach().clone().requires_grad_(True)
+    ref = (f * (p2 - t2).pow(2)).sum()
+    (ref * 1.7).backward()
+    assert torch.equal(loss, ref)
+    assert torch.equal(pred.grad, p2.grad) and torch.equal(target.grad, t2.grad)
