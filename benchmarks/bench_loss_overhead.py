@@ -1,7 +1,9 @@
 """Step time of every loss relative to MSE, on the same model and the same batches.
 
 One training step as the trainer runs it (``hetreg.train.runner``): forward, ``loss.from_batch``,
-``float(loss)``, ``zero_grad``, ``backward``, ``Adam.step`` and reading ``loss.records``. Each
+``float(loss)``, ``zero_grad``, ``backward``, ``Adam.step`` and reading ``loss.records``; for a
+loss that plans ahead (BIV with ``eps="auto"``), ``loss.plan`` over the cycle's batches at the
+start of each cycle, as the trainer does at the start of each epoch (timed with the step). Each
 loss trains its own copy of the model (same initial weights) on the same cycle of batches.
 
 Model: the Wine MLP preset (11-100-50-20-10-1 with BatchNorm; the ``gaussian_nll`` row uses the
@@ -31,6 +33,7 @@ Run: ``python benchmarks/bench_loss_overhead.py [--quick] [--cnn] [--threads N]`
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +52,7 @@ WINE_QUALITY_COUNTS = {3: 30, 4: 216, 5: 2138, 6: 2836, 7: 1079, 8: 193, 9: 5}
 #: UTKFace label variance (years²) used to normalise the README example's variances.
 UTKFACE_LABEL_VAR = 395.5
 TARGET = 1.10
+PHASES = ("forward", "loss", "backward", "optimizer")
 
 
 @dataclass
@@ -118,18 +122,33 @@ class Trainer:
         self.i = 0
         self.model.train()
 
-    def step(self) -> float:
+    def step(self, phases: dict[str, list[float]] | None = None, clock: Callable[[], float] = time.process_time) -> float:
+        """One step; with ``phases``, append the time of each phase (forward, loss, backward,
+        optimizer) to its list."""
         b = self.i % len(self.batches.x)
         self.i += 1
         xb, yb, vb = self.batches.x[b], self.batches.y[b], self.batches.var[b]
+        t0 = clock() if phases is not None else 0.0
+        if b == 0 and getattr(self.loss_fn, "plans_ahead", False):
+            # as the trainer: at the start of each epoch (here: each cycle of batches), so its
+            # cost is part of the timed steps (counted in the loss phase)
+            self.loss_fn.plan(self.batches.var)
+        tp = clock() if phases is not None else 0.0
         mean, var = split_out(self.model(xb))
+        t1 = clock() if phases is not None else 0.0
         label_var = vb if getattr(self.loss_fn, "needs_label_variance", False) else None
         loss = self.loss_fn.from_batch(mean, yb, label_variance=label_var, pred_variance=var)
         value = float(loss.detach())
+        t2 = clock() if phases is not None else 0.0
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        t3 = clock() if phases is not None else 0.0
         self.opt.step()
         _ = self.loss_fn.records
+        if phases is not None:
+            t4 = clock()
+            for name, dt in zip(PHASES, (t1 - tp, t2 - t1 + tp - t0, t3 - t2, t4 - t3)):
+                phases[name].append(dt)
         return value
 
     def timed(self, steps: int, clock: Callable[[], float]) -> float:
@@ -148,6 +167,7 @@ def run_case(
     steps: int,
     options: dict,
     clock: Callable[[], float],
+    phase_rows: list[list[object]] | None = None,
 ) -> list[list[object]]:
     batches = make_batches(input_shape, batch_size, n_batches=8)
     specs = loss_specs(all_labels(batches), balanced_only=balanced_only)
@@ -159,6 +179,12 @@ def run_case(
         name: Trainer(copy.deepcopy(base_models[head]), factory(), batches) for name, (head, factory) in specs.items()
     }
     times = C.interleaved({name: (lambda t=t: t.timed(steps, clock)) for name, t in trainers.items()}, rounds, warmup=1)
+    if phase_rows is not None:  # the same steps again, split into phases (means over all steps)
+        phases = {name: {p: [] for p in PHASES} for name in trainers}
+        C.interleaved({name: (lambda t=t, n=name: t.step(phases[n], clock)) for name, t in trainers.items()}, rounds)
+        for name in specs:
+            means = [statistics.fmean(phases[name][p]) * 1e6 for p in PHASES]
+            phase_rows.append([title, name, *(f"{m:.0f}" for m in means), f"{sum(means):.0f}"])
     rows = []
     for name in specs:
         ratios = C.paired_ratios(times[name], times["mse"])
@@ -175,6 +201,8 @@ def main() -> None:
     parser.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
     parser.add_argument("--rounds", type=int, default=None, help="timing rounds (default 200, 60 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="steps per loss per round (default 2)")
+    parser.add_argument("--phases", action="store_true",
+                        help="also time each phase of the Wine batch-256 steps (forward, loss, backward, optimizer)")
     args = parser.parse_args()
     threads = C.set_threads(args.threads)
     rounds = args.rounds or (60 if args.quick else 200)
@@ -185,8 +213,9 @@ def main() -> None:
     print(f"{rounds} rounds x {steps} steps per loss; ratio = median over rounds of (loss / mse in the same round)")
 
     wine = {"preset": "wine"}
+    phase_rows: list[list[object]] | None = [] if args.phases else None
     rows = run_case("wine MLP, batch 256", "mlp", (11,), 256, balanced_only=False, rounds=rounds, steps=steps,
-                    options=wine, clock=clock)
+                    options=wine, clock=clock, phase_rows=phase_rows)
     rows += run_case("wine MLP, batch 1024", "mlp", (11,), 1024, balanced_only=True, rounds=rounds, steps=steps,
                      options=wine, clock=clock)
     if args.cnn:
@@ -194,6 +223,9 @@ def main() -> None:
                          rounds=max(5, rounds // 20), steps=1, options={}, clock=clock)
     C.print_table(["case", "loss", "step ms (median)", "ratio vs mse (median)", "ratio IQR", "target"], rows,
                   title="Step time relative to MSE (forward + loss + backward + Adam step)")
+    if phase_rows:
+        C.print_table(["case", "loss", *(f"{p} us" for p in PHASES), "total us"], phase_rows,
+                      title="Phases of the same steps inside the training loop (mean over all steps, microseconds)")
 
 
 if __name__ == "__main__":

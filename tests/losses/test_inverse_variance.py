@@ -286,3 +286,47 @@ def test_biv_value_and_gradients_are_autograds_of_the_factor_formula(dtype, shap
     (ref * 1.7).backward()
     assert torch.equal(loss, ref)
     assert torch.equal(pred.grad, p2.grad) and torch.equal(target.grad, t2.grad)
+
+
+def test_biv_auto_plan_gives_the_results_of_solving_in_each_call(monkeypatch):
+    import hetreg.losses.inverse_variance as ivmod
+
+    gen = torch.Generator().manual_seed(8)
+    clean = torch.rand(6, 32, generator=gen) * 0.01
+    noisy = 1 + torch.rand(6, 32, generator=gen) * 5
+    variances = list(torch.where(torch.rand(6, 32, generator=gen) < 0.5, clean, noisy))
+    preds = [torch.randn(32, 1, generator=gen) for _ in range(6)]
+    targets = [torch.randn(32, 1, generator=gen) for _ in range(6)]
+    solves = []
+    real_solve = ivmod._solve_epsilon_row
+    monkeypatch.setattr(ivmod, "_solve_epsilon_row", lambda *a, **k: solves.append(1) or real_solve(*a, **k))
+
+    def run(loss: BIVLoss, calls: list[torch.Tensor]) -> list[tuple]:
+        out = []
+        for p, t, v in zip(preds, targets, calls):
+            pred = p.clone().requires_grad_(True)
+            value = loss(pred, t, v)
+            value.backward()
+            out.append((value.detach(), pred.grad, loss.records))
+        return out
+
+    reference = run(BIVLoss(eps="auto", min_ebs=0.5), variances)
+    assert len(solves) == 6 and len({r[2]["eps"] for r in reference}) > 1
+
+    planned = BIVLoss(eps="auto", min_ebs=0.5)
+    assert planned.plans_ahead and not BIVLoss(eps=0.1).plans_ahead
+    solves.clear()
+    planned.plan(variances)
+    assert len(solves) == 6  # solved ahead ...
+    got = run(planned, variances)
+    assert len(solves) == 6  # ... and not again in the calls
+    for (a, ga, ra), (b, gb, rb) in zip(reference, got):
+        assert torch.equal(a, b) and torch.equal(ga, gb) and ra == rb
+
+    # another tensor than the planned one (even equal in value): solved in the call, plan dropped
+    planned.plan(variances)
+    solves.clear()
+    got = run(planned, [variances[0], variances[1].clone(), *variances[2:]])
+    assert len(solves) == 5
+    for (a, ga, ra), (b, gb, rb) in zip(reference, got):
+        assert torch.equal(a, b) and torch.equal(ga, gb) and ra == rb

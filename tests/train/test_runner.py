@@ -569,3 +569,21 @@ def test_wine_biv_run_with_the_original_model(tmp_path):
     # quality scores are integers 3..9 with std about 0.87: the raw test RMSE is in that range
     assert 0.3 < summary["final"]["test_rmse_raw"] < 3.0
     assert summary["final"]["ebs"] > 1
+
+
+def test_biv_auto_eps_solved_per_epoch_gives_the_results_of_solving_per_step(tmp_path, monkeypatch):
+    from hetreg.losses import BIVLoss
+
+    cfg = make_config("train.epochs=3", NOISE, "loss.name=biv", "loss.eps=auto", "loss.min_ebs=0.5")
+    plans = []
+    real_plan = BIVLoss.plan
+    monkeypatch.setattr(BIVLoss, "plan", lambda self, v: plans.append(len(v)) or real_plan(self, v))
+    planned = run_experiment(cfg, tmp_path / "planned", quiet=True)
+    assert len(plans) == 3 and plans[0] >= 2  # once per epoch, with every batch of the epoch
+    monkeypatch.setattr(BIVLoss, "plans_ahead", property(lambda self: False))
+    per_step = run_experiment(cfg, tmp_path / "per-step", quiet=True)
+    assert len(plans) == 3
+    assert planned["status"] == per_step["status"] == "completed"
+    rows_a = [without_elapsed(r) for r in read_metrics(tmp_path / "planned")]
+    rows_b = [without_elapsed(r) for r in read_metrics(tmp_path / "per-step")]
+    assert rows_a == rows_b and "eps" in rows_a[0]

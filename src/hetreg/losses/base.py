@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -21,7 +22,10 @@ class RegressionLoss(nn.Module):
     Class attributes tell a trainer what a loss needs:
 
     * ``needs_label_variance``: the known per-label noise variance (IV, BIV, cutoff);
-    * ``needs_predicted_variance``: a model with a variance head (Gaussian NLL, β-NLL).
+    * ``needs_predicted_variance``: a model with a variance head (Gaussian NLL, β-NLL);
+    * :attr:`plans_ahead`: the loss computes something from the label variances alone (BIV's
+      automatic ε) and prefers to do it for all the batches of an epoch at once: a trainer that
+      knows them then calls :meth:`plan` with the variance tensors it will pass, in order.
     """
 
     needs_label_variance: ClassVar[bool] = False
@@ -32,6 +36,15 @@ class RegressionLoss(nn.Module):
         check_reduction(reduction)
         self.reduction = reduction
         self._records: dict[str, Tensor | float] = {}
+
+    @property
+    def plans_ahead(self) -> bool:
+        """Whether :meth:`plan` does anything (see the class docstring)."""
+        return False
+
+    def plan(self, variances: Sequence[Tensor]) -> None:
+        """Compute ahead what the coming calls need from their label variances alone; the
+        results of the calls are the same with or without a plan. The base class does nothing."""
 
     @property
     def records(self) -> dict[str, float]:

@@ -487,7 +487,9 @@ class TrainingRun:
 
     # -- training --------------------------------------------------------------------------------
 
-    def batch(self, idx: Tensor | slice) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def batch(self, idx: Tensor | slice, vb: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """The training batch at ``idx``: inputs, labels, label variances for the loss (``vb``
+        when given: the tensor already taken for :meth:`RegressionLoss.plan`), weights."""
         prep = self.prep
         xb = prep.x_train[idx]
         if prep.transform is not None:
@@ -496,7 +498,8 @@ class TrainingRun:
                 from hetreg.data.images import augment_hflip  # type: ignore[import-not-found]
 
                 xb = augment_hflip(xb, self.augment_gen)
-        vb = self.var_for_loss[idx] if self.var_for_loss is not None else None
+        if vb is None and self.var_for_loss is not None:
+            vb = self.var_for_loss[idx]
         wb = prep.w_train[idx] if prep.w_train is not None else None
         return xb, prep.y_train[idx], vb, wb
 
@@ -511,9 +514,15 @@ class TrainingRun:
         for epoch in range(st.epoch, epochs):
             apply_schedule(opt, epoch, epochs, cfg.schedule)
             order = torch.randperm(n, generator=self.shuffle_gen) if cfg.train.shuffle else None
-            for b, (start, stop) in enumerate(self.bounds):
-                idx: Tensor | slice = order[start:stop] if order is not None else slice(start, stop)
-                xb, yb, vb, wb = self.batch(idx)
+            indices: list[Tensor | slice] = [
+                order[start:stop] if order is not None else slice(start, stop) for start, stop in self.bounds
+            ]
+            planned: list[Tensor] | None = None
+            if getattr(loss_fn, "plans_ahead", False) and self.var_for_loss is not None:
+                planned = [self.var_for_loss[idx] for idx in indices]
+                loss_fn.plan(planned)
+            for b, idx in enumerate(indices):
+                xb, yb, vb, wb = self.batch(idx, planned[b] if planned is not None else None)
                 mean, var = split_out(model(xb))
                 loss = loss_fn.from_batch(mean, yb, label_variance=vb, pred_variance=var, weight=wb)
                 value = float(loss.detach())
