@@ -330,3 +330,19 @@ def test_biv_auto_plan_gives_the_results_of_solving_in_each_call(monkeypatch):
     assert len(solves) == 5
     for (a, ga, ra), (b, gb, rb) in zip(reference, got):
         assert torch.equal(a, b) and torch.equal(ga, gb) and ra == rb
+
+
+@pytest.mark.parametrize("out_dim, per_element", [(1, False), (3, False), (3, True)])
+def test_cutoff_module_records_the_fraction_of_kept_samples(out_dim, per_element):
+    gen = torch.Generator().manual_seed(9)
+    n = 40
+    pred = torch.randn(n, out_dim, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(n, out_dim, generator=gen, dtype=torch.float64)
+    var = torch.rand(n, out_dim if per_element else 1, generator=gen, dtype=torch.float64) * 2
+    m = CutoffMSELoss(threshold=0.7)
+    loss = m(pred, target, var)
+    keep = (var < 0.7).expand(n, out_dim)
+    kept_terms = [(pred[i, j] - target[i, j]).item() ** 2 for i in range(n) for j in range(out_dim) if keep[i, j]]
+    assert float(loss) == pytest.approx(math.fsum(kept_terms) / len(kept_terms), rel=1e-12)
+    samples_kept = sum(bool(var[i, 0] < 0.7) for i in range(n))  # a sample counts by its first output
+    assert m.records["kept_fraction"] == samples_kept / n

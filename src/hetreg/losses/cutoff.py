@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -42,14 +44,26 @@ def cutoff_mse_loss(
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         weight: optional per-sample weights.
     """
+    return _cutoff(pred, target, variance, threshold, reduction, weight)[0]
+
+
+def _cutoff(
+    pred: Tensor, target: Tensor, variance: Tensor, threshold: float, reduction: str, weight: Tensor | None
+) -> tuple[Tensor, Tensor, int]:
+    """:func:`cutoff_mse_loss`, its mask (aligned with ``pred``, not expanded) and the number
+    of kept elements."""
     u = _prepare(pred, target, weight, reduction)
     variance = align_per_sample(variance, pred, "variance")
-    check_variance(variance)
+    if variance.numel():  # one reduction for the common case; check_variance explains a failure
+        low, high = torch.aminmax(variance.detach())
+        if not (float(low) >= 0 and float(high) < math.inf):
+            check_variance(variance)
     check_positive(float(threshold), "threshold")
-    keep = cutoff_mask(variance, threshold).expand_as(pred)
-    terms = torch.where(keep, squared_error(pred, target), torch.zeros((), dtype=pred.dtype, device=pred.device))
-    count = keep.sum().clamp_min(1).to(pred.dtype)
-    return reduce_terms(terms, reduction, u, count=count)
+    keep = cutoff_mask(variance, threshold)
+    expanded = keep.expand_as(pred)
+    terms = torch.where(expanded, squared_error(pred, target), torch.zeros((), dtype=pred.dtype, device=pred.device))
+    kept = int(expanded.sum())
+    return reduce_terms(terms, reduction, u, count=float(max(kept, 1))), keep, kept
 
 
 class CutoffMSELoss(RegressionLoss):
@@ -68,13 +82,13 @@ class CutoffMSELoss(RegressionLoss):
         self.empty_batches = 0
 
     def forward(self, pred: Tensor, target: Tensor, variance: Tensor, weight: Tensor | None = None) -> Tensor:
-        loss = cutoff_mse_loss(pred, target, variance, self.threshold, reduction=self.reduction, weight=weight)
-        with torch.no_grad():
-            kept = cutoff_mask(variance.detach().reshape(variance.shape[0], -1)[:, 0], self.threshold)
-            fraction = kept.to(torch.float64).mean()
-        if not bool(kept.any()):
+        loss, keep, kept = _cutoff(pred, target, variance, self.threshold, self.reduction, weight)
+        n = keep.shape[0]
+        if pred.numel() != n:  # several outputs per sample: count samples, by their first output
+            kept = int(keep.reshape(n, -1)[:, 0].sum())
+        if kept == 0:
             self.empty_batches += 1
-        self._record(kept_fraction=fraction)
+        self._record(kept_fraction=kept / n if n else math.nan)
         return loss
 
     def extra_repr(self) -> str:
