@@ -13,8 +13,9 @@ trained here as one model whose parameters are the K runs' parameters stacked on
 * the forward pass is :func:`hetreg.models.mlp.stacked_mlp_forward`, feature-major on
   ``(K, C, B)`` activations: one ``F.batch_norm`` over K·C channels per BatchNorm layer (per-run
   batch statistics, per-run running statistics updated in place), one ReLU, one bias-gradient
-  reduction for all runs, and one matrix product per run for each Linear layer
-  (:class:`hetreg.models.mlp.StackedLinear`);
+  reduction for all runs, and for each Linear layer one batched matrix product for all runs
+  where it rounds like each run's own product, else one product per run
+  (:class:`hetreg.models.mlp.StackedLinear`, :func:`hetreg.models.mlp.batched_products`);
 * every run's loss is computed at once by :func:`member_losses` with the operations of the plain
   loss functions; the objective is :math:`\\sum_k L_k`, and since the runs' parameters are
   disjoint, the gradient with respect to run k's parameters is that of :math:`L_k` alone;
@@ -29,11 +30,13 @@ follow, and eval-mode metrics move by percents with any change of rounding (the 
 itself gives different test metrics at one and at two threads, so a group and its runs alone
 must use the same thread count). One condition keeps it exact (:meth:`BatchedMLP.fused`):
 batches whose per-run activation blocks start on 64-byte boundaries (B a multiple of 16 in
-float32). Batched BLAS calls (``torch.bmm``) were seen to round some runs of a batch
-differently, which is why each run keeps its own matrix products. Other batches (a short last
-batch, the last evaluation chunk) are computed run after run on each run's own tensors.
+float32). A batched BLAS call (``torch.bmm``) rounds like the runs' own products only with one
+thread, such blocks and more than one input and output feature, so it is used only then. Other
+training batches (a short last batch) are computed run after run on each run's own tensors;
+evaluation chunks are padded to whole blocks, in the plain trainer too
+(:func:`hetreg.models.mlp.padded_rows`), and go in one pass.
 
-What is saved against K separate runs is all the per-step work that is not a matrix product:
+What is saved against K separate runs is all the per-step work that is not arithmetic:
 module calls, BatchNorm, ReLU and loss kernels, loss checks, one optimizer instead of K, one
 synchronisation per step instead of several, and the run store's checkpoint writes (see below).
 
@@ -375,8 +378,8 @@ class BatchedMLP(nn.Module):
 
     ``forward(xs)`` maps K inputs (N, d) (a list, or a (K, N, d) tensor) to (K, N) predictions in
     the current mode, with :func:`~hetreg.models.mlp.stacked_mlp_forward`: all K runs at once
-    when :meth:`fused` allows it, else run after run on each run's slice of the stacked tensors
-    and its own input tensor. Either way run k's numbers are those of its own ``nn.Module``
+    when :meth:`fused` allows it or in eval mode (rows padded as a run's own model pads them),
+    else run after run on each run's slice of the stacked tensors and its own input tensor. Either way run k's numbers are those of its own ``nn.Module``
     (which computes with the same function at K = 1) bit for bit; see the module docstring.
     """
 
