@@ -7,6 +7,8 @@ received, and how to fix it. Nothing deeper in the code re-checks.
 
 from __future__ import annotations
 
+import math
+
 from typing import Iterable
 
 import torch
@@ -80,6 +82,18 @@ def check_variance(variance: Tensor, name: str = "variance") -> None:
         )
     if torch.isinf(variance).any():
         raise ValueError(f"{name} contains inf; use a large finite variance or drop those rows")
+
+
+def variance_extremes(variance: Tensor, name: str = "variance") -> tuple[float, float]:
+    """The smallest and largest of the variances (NaN, NaN when there are none), checked as
+    :func:`check_variance` checks them: one min/max reduction for the common case (any NaN
+    makes both NaN and fails the comparisons), :func:`check_variance` to explain a failure."""
+    if variance.numel() == 0:
+        return math.nan, math.nan
+    low, high = (float(t) for t in torch.aminmax(variance.detach()))
+    if not (low >= 0 and high < math.inf):
+        check_variance(variance, name)
+    return low, high
 
 
 def check_weight(weight: Tensor, name: str = "weight") -> None:

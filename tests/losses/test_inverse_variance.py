@@ -346,3 +346,26 @@ def test_cutoff_module_records_the_fraction_of_kept_samples(out_dim, per_element
     assert float(loss.detach()) == pytest.approx(math.fsum(kept_terms) / len(kept_terms), rel=1e-12)
     samples_kept = sum(bool(var[i, 0] < 0.7) for i in range(n))  # a sample counts by its first output
     assert m.records["kept_fraction"] == samples_kept / n
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [(float("nan"), "contains NaN"), (-0.5, "negative values"), (float("inf"), "contains inf")],
+    ids=["nan", "negative", "inf"],
+)
+def test_bad_variances_are_explained_by_every_path(bad, message):
+    pred, target = torch.zeros(8, 1, requires_grad=True), torch.ones(8, 1)
+    var = torch.full((8,), 0.5)
+    var[3] = bad
+    calls = {
+        "iv": lambda: iv_loss(pred, target, var, 0.1),
+        "biv": lambda: BIVLoss(eps=0.1)(pred, target, var),
+        "biv auto": lambda: BIVLoss(eps="auto", min_ebs=0.5)(pred, target, var),
+        "biv auto plan": lambda: BIVLoss(eps="auto", min_ebs=0.5).plan([var]),
+        "cutoff": lambda: CutoffMSELoss(threshold=1.0)(pred, target, var),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=message):
+            call()
+    # the same batch without the bad value passes
+    assert BIVLoss(eps=0.1)(pred, target, torch.full((8,), 0.5)).isfinite()

@@ -17,14 +17,6 @@ from hetreg.models.mlp import ALIGN_BYTES, Linear1, StackedLinear, batched_produ
 SHAPES = [(11, 100), (100, 50), (50, 20), (20, 10), (10, 1), (4, 16), (16, 8), (8, 1), (5, 20), (1, 3)]
 
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(previous)
-
-
 def _padded(rows: list[torch.Tensor]) -> torch.Tensor:
     """Stack K tensors as (K, *shape) views of a (K, m) storage whose rows start on
     ALIGN_BYTES boundaries, as the batched trainer stores parameters."""

@@ -344,14 +344,6 @@ def test_run_batched_refuses_occupied_or_mismatched_directories(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("batch", [32, 30], ids=["fused", "run-by-run"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("options", [{"preset": "wine"}, {"hidden": [6], "batchnorm": False}, {"hidden": []}])

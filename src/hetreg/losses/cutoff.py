@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from hetreg._validation import align_per_sample, check_positive, check_variance
+from hetreg._validation import align_per_sample, check_positive, variance_extremes
 from hetreg.losses.base import RegressionLoss
 from hetreg.losses.mse import _prepare, squared_error
 from hetreg.losses.reduction import reduce_terms
@@ -54,10 +54,7 @@ def _cutoff(
     of kept elements."""
     u = _prepare(pred, target, weight, reduction)
     variance = align_per_sample(variance, pred, "variance")
-    if variance.numel():  # one reduction for the common case; check_variance explains a failure
-        low, high = torch.aminmax(variance.detach())
-        if not (float(low) >= 0 and float(high) < math.inf):
-            check_variance(variance)
+    variance_extremes(variance)
     check_positive(float(threshold), "threshold")
     keep = cutoff_mask(variance, threshold)
     expanded = keep.expand_as(pred)

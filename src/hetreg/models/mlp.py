@@ -145,19 +145,42 @@ def _aligned_grad(grad: Tensor, per_model: bool) -> Tensor:
     return grad
 
 
-def _grad_w_buffer(weight_shape: tuple[int, int], like: Tensor) -> Tensor | None:
+def _product(out: Tensor):  # torch.mm for one model (2-D), torch.bmm for K models (3-D)
+    return torch.bmm if out.dim() == 3 else torch.mm
+
+
+def _linear_out(out: Tensor, weight: Tensor, x: Tensor, bias: Tensor | None) -> None:
+    """``W x + b`` into ``out``: one model, weight (out, in), x (in, B), bias (out, 1) or
+    ``None``; or K models in one batched call, each with a leading K axis."""
+    if bias is None:
+        _product(out)(weight, x, out=out)
+    elif out.dim() == 3:
+        torch.baddbmm(bias, weight, x, out=out)
+    else:
+        torch.addmm(bias, weight, x, out=out)
+
+
+def _linear_grad_x(out: Tensor, weight: Tensor, grad: Tensor) -> None:
+    """The input gradient ``W^T g`` into ``out`` (shapes as :func:`_linear_out`)."""
+    _product(out)(weight.transpose(-1, -2), grad, out=out)
+
+
+def _grad_w_buffer(weight_shape: tuple[int, ...], like: Tensor) -> Tensor | None:
     """Scratch for :func:`_linear_grad_w` when a layer has fewer inputs than outputs (the first
-    layer): the gradient of W^T, x g^T, is then much faster to compute, and transposed."""
-    out_features, in_features = weight_shape
-    return like.new_empty(in_features, out_features) if in_features < out_features else None
+    layer): the gradient of W^T, x g^T, is then much faster to compute, and transposed.
+    ``weight_shape``: (out, in), or (K, out, in) for K models in one call."""
+    *lead, out_features, in_features = weight_shape
+    return like.new_empty(*lead, in_features, out_features) if in_features < out_features else None
 
 
 def _linear_grad_w(out: Tensor, grad: Tensor, x: Tensor, buf: Tensor | None) -> None:
-    """One model's weight gradient ``grad x^T`` into ``out`` (out, in); x (in, B), grad (out, B)."""
+    """The weight gradient ``g x^T`` into ``out`` (out, in); x (in, B), grad (out, B), or K
+    models in one batched call, each with a leading K axis."""
+    product = _product(out)
     if buf is not None:
-        out.copy_(torch.mm(x, grad.t(), out=buf).t())
+        out.copy_(product(x, grad.transpose(-1, -2), out=buf).transpose(-1, -2))
     else:
-        torch.mm(grad, x.t(), out=out)
+        product(grad, x.transpose(-1, -2), out=out)
 
 
 def batched_products(models: int, in_features: int, out_features: int, batch: int, element_size: int) -> bool:
@@ -206,17 +229,13 @@ class StackedLinear(torch.autograd.Function):
         k, b = x.shape[0], x.shape[2]
         out = x.new_empty(k, weight.shape[1], b)
         ctx.batched = batched_products(k, weight.shape[2], weight.shape[1], b, x.element_size())
+        column = None if bias is None else bias.unsqueeze(-1)
         if ctx.batched:
-            if bias is None:
-                torch.bmm(weight, x, out=out)
-            else:
-                torch.baddbmm(bias.unsqueeze(-1), weight, x, out=out)
-        elif bias is None:
-            for w, xi, oi in zip(weight.unbind(0), x.unbind(0), out.unbind(0)):
-                torch.mm(w, xi, out=oi)
+            _linear_out(out, weight, x, column)
         else:
-            for bi, w, xi, oi in zip(bias.unsqueeze(-1).unbind(0), weight.unbind(0), x.unbind(0), out.unbind(0)):
-                torch.addmm(bi, w, xi, out=oi)
+            biases = [None] * k if column is None else column.unbind(0)
+            for w, xi, bi, oi in zip(weight.unbind(0), x.unbind(0), biases, out.unbind(0)):
+                _linear_out(oi, w, xi, bi)
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return out
@@ -230,19 +249,16 @@ class StackedLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = grad.new_empty(k, x.shape[1], x.shape[2])
             if ctx.batched:
-                torch.bmm(weight.transpose(1, 2), grad, out=grad_x)
+                _linear_grad_x(grad_x, weight, grad)
             else:
-                for w, g, gx in zip(weight.transpose(1, 2).unbind(0), grad.unbind(0), grad_x.unbind(0)):
-                    torch.mm(w, g, out=gx)
+                for w, g, gx in zip(weight.unbind(0), grad.unbind(0), grad_x.unbind(0)):
+                    _linear_grad_x(gx, w, g)
         if ctx.needs_input_grad[1]:
             n = weight[0].numel()
             per = max(1, ALIGN_BYTES // grad.element_size())
             grad_w = grad.new_empty(k, -(-n // per) * per)[:, :n].view(weight.shape)
             if ctx.batched:
-                if weight.shape[2] < weight.shape[1]:  # as _linear_grad_w: x g^T, transposed
-                    grad_w.copy_(torch.bmm(x, grad.transpose(1, 2)).transpose(1, 2))
-                else:
-                    torch.bmm(grad, x.transpose(1, 2), out=grad_w)
+                _linear_grad_w(grad_w, grad, x, _grad_w_buffer(tuple(weight.shape), grad))
             else:
                 buf = _grad_w_buffer(tuple(weight.shape[1:]), grad)
                 for g, xi, gw in zip(grad.unbind(0), x.unbind(0), grad_w.unbind(0)):
@@ -259,10 +275,7 @@ class Linear1(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
         out = x.new_empty(weight.shape[0], x.shape[1])
-        if bias is None:
-            torch.mm(weight, x, out=out)
-        else:
-            torch.addmm(bias.unsqueeze(-1), weight, x, out=out)
+        _linear_out(out, weight, x, None if bias is None else bias.unsqueeze(-1))
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return out
@@ -274,7 +287,7 @@ class Linear1(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = grad.new_empty(x.shape[0], x.shape[1])
-            torch.mm(weight.t(), grad, out=grad_x)
+            _linear_grad_x(grad_x, weight, grad)
         if ctx.needs_input_grad[1]:
             grad_w = grad.new_empty(weight.shape)
             _linear_grad_w(grad_w, grad, x, _grad_w_buffer(tuple(weight.shape), grad))
