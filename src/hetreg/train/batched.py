@@ -78,6 +78,7 @@ from hetreg.experiments.config import ExperimentConfig, config_to_dict, save_con
 from hetreg.losses.cutoff import cutoff_mask
 from hetreg.losses import biv_factors
 from hetreg.models.mlp import ALIGN_BYTES, MLPLayer, mlp_layers, padded_rows, stacked_mlp_forward
+from hetreg.train.allocator import retain_freed_memory
 from hetreg.train.environment import environment_info
 from hetreg.train.files import save_checkpoint, write_json
 from hetreg.train.runner import (
@@ -881,6 +882,7 @@ def run_batched(
                 "or choose a new run directory. Nothing was written."
             )
 
+    retain_freed_memory()
     previous_threads = torch.get_num_threads()
     if cfgs[0].train.num_threads is not None:
         torch.set_num_threads(cfgs[0].train.num_threads)

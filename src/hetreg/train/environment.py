@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import hetreg
+from hetreg.train.allocator import retained_freed_memory
 
 __all__ = ["environment_info", "git_commit"]
 
@@ -41,7 +42,8 @@ def git_commit(path: str | Path | None = None) -> str | None:
 
 
 def environment_info() -> dict[str, Any]:
-    """Python, torch, numpy and hetreg versions, platform, CPU threads and the git commit."""
+    """Python, torch, numpy and hetreg versions, platform, CPU threads, whether freed memory is
+    kept for reuse (:mod:`hetreg.train.allocator`) and the git commit."""
     return {
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
@@ -51,5 +53,6 @@ def environment_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "torch_num_threads": torch.get_num_threads(),
+        "retain_freed_memory": retained_freed_memory(),
         "git_commit": git_commit(),
     }

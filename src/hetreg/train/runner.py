@@ -49,6 +49,7 @@ from hetreg.experiments.config import (
     save_config,
 )
 from hetreg.train.evaluation import EvalSet, predict, split_out, squared_error_metrics
+from hetreg.train.allocator import retain_freed_memory
 from hetreg.train.environment import environment_info
 from hetreg.train.files import load_checkpoint, save_checkpoint, write_json
 from hetreg.train.schedule import apply_schedule
@@ -664,6 +665,7 @@ def run_experiment(
             ``"interrupted"``; the run can be resumed.
     """
     run_dir = Path(run_dir)
+    retain_freed_memory()
     checkpoint: Mapping[str, Any] | None = None
     if resume:
         stored_path = run_dir / "config.yaml"
