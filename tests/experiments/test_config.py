@@ -45,13 +45,13 @@ def override_error(*overrides: str) -> str:
 def test_unknown_top_level_key_names_it_and_the_allowed_keys():
     message = errors_of({**BASE, "optimiser": {"lr": 0.1}})
     assert "optimiser: unknown key 'optimiser' in the top level" in message
-    assert "allowed keys: name, seed, seeds, data, noise, model, loss, lds, optimizer, schedule, train, tracking" in message
+    assert "allowed keys: name, seed, seeds, data, noise, model, loss, lds, fds, optimizer, schedule, train, tracking" in message
 
 
 def test_unknown_nested_key_names_its_section():
     message = errors_of({**BASE, "optimizer": {"lrr": 0.1}, "lds": {"bins": 10, "kernal": "gaussian"}})
     assert "optimizer.lrr: unknown key 'lrr' in optimizer; allowed keys: name, lr, weight_decay, momentum" in message
-    assert "lds.kernal: unknown key 'kernal' in lds; allowed keys: scheme, bins, bin_width, edges, kernel" in message
+    assert "lds.kernal: unknown key 'kernal' in lds; allowed keys: bins, bin_width, edges, kernel, kernel_size, kernel_sigma, scheme" in message
 
 
 def test_bad_choice_lists_the_allowed_values():

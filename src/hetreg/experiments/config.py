@@ -23,8 +23,8 @@ Units (the semantics of the original BIV code are kept):
   points², ...) and is divided by s_y² by the trainer when labels are normalised, so the same
   threshold keeps the same samples whether or not normalisation is on.
 * ``noise.distribution`` describes the per-label noise variance in raw squared label units.
-* ``loss.prior_bin_width`` (BNI) and the LDS bins (``lds.bin_width``, ``lds.edges``) are in raw
-  label units.
+* ``loss.prior_bin_width`` (BNI), the LDS bins (``lds.bin_width``, ``lds.edges``) and the FDS
+  buckets (``fds.bin_width``, ``fds.edges``) are in raw label units.
 * With ``data.normalize`` the labels are z-scored with the mean and (unbiased) standard
   deviation s_y of the **clean** training labels; metrics are reported both in these
   normalised units (``test_mse``) and in raw units (``test_mse_raw``, ...).
@@ -56,6 +56,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
+    "FDSConfig",
     "LDSConfig",
     "LossConfig",
     "ModelConfig",
@@ -505,23 +506,18 @@ def _factory_parameters(factory: Any) -> list[str] | None:
     return names
 
 
-class LDSConfig(_Section):
-    """Label-distribution-smoothing sample weights (Yang et al. 2021) from the noisy training labels.
-
-    Computed once by :func:`hetreg.losses.lds.lds_weights` on the raw training labels and passed
-    as ``weight=`` to the loss (mean weight 1 over the training set).
+class _BinnedSmoothing(_Section):
+    """Label bins and a smoothing window across them (shared by :class:`LDSConfig` and
+    :class:`FDSConfig`).
 
     Attributes:
-        scheme: ``"sqrt_inv"`` (w ∝ 1/√p̃, the paper's recipe) or ``"inverse"`` (w ∝ 1/p̃, the
-            counts clipped to [5, 1000] as the original).
         bins / bin_width / edges: at most one: a number of equal-width bins over the range of
             the training labels, a bin width in raw label units (a grid anchored at 0, e.g. 1 for
             integer ages), or explicit edges in raw units. Default: 100 bins.
-        kernel: smoothing window (``"none"``: plain inverse-frequency reweighting, no LDS).
+        kernel: smoothing window across bins (``"none"``: no smoothing).
         kernel_size, kernel_sigma: odd window length and width in bins.
     """
 
-    scheme: Literal["sqrt_inv", "inverse"] = "sqrt_inv"
     bins: int | None = Field(None, ge=1)
     bin_width: float | None = Field(None, gt=0.0)
     edges: list[float] | None = None
@@ -544,14 +540,15 @@ class LDSConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _one_binning(self) -> "LDSConfig":
+    def _one_binning(self) -> "_BinnedSmoothing":
         given = [k for k in ("bins", "bin_width", "edges") if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(f"set only one of lds.bins, lds.bin_width, lds.edges (got {', '.join(given)})")
+            section = "lds" if isinstance(self, LDSConfig) else "fds"
+            raise ValueError(f"set only one of {section}.bins, {section}.bin_width, {section}.edges (got {', '.join(given)})")
         return self
 
     def bin_spec(self) -> int | float | list[float]:
-        """The ``bins`` argument of :func:`hetreg.losses.lds.lds_weights`."""
+        """The bin specification (:func:`hetreg.losses.lds.assign_bins`) in raw label units."""
         if self.edges is not None:
             return list(self.edges)
         if self.bin_width is not None:
@@ -559,11 +556,62 @@ class LDSConfig(_Section):
         return int(self.bins) if self.bins is not None else 100
 
     def kernel_spec(self) -> dict[str, Any] | None:
-        """The ``kernel`` argument of :func:`hetreg.losses.lds.lds_weights` (``None``: no smoothing)."""
+        """The kernel (:func:`hetreg.losses.lds.resolve_kernel`); ``None``: no smoothing."""
         if self.kernel == "none":
             return None
         return {"kind": self.kernel, "size": self.kernel_size, "sigma": self.kernel_sigma}
 
+
+class LDSConfig(_BinnedSmoothing):
+    """Label-distribution-smoothing sample weights (Yang et al. 2021) from the noisy training labels.
+
+    Computed once by :func:`hetreg.losses.lds.lds_weights` on the raw training labels and passed
+    as ``weight=`` to the loss (mean weight 1 over the training set). Bins and kernel: see
+    :class:`_BinnedSmoothing`.
+
+    Attributes:
+        scheme: ``"sqrt_inv"`` (w ∝ 1/√p̃, the paper's recipe) or ``"inverse"`` (w ∝ 1/p̃, the
+            counts clipped to [5, 1000] as the original).
+    """
+
+    scheme: Literal["sqrt_inv", "inverse"] = "sqrt_inv"
+
+
+class FDSConfig(_BinnedSmoothing):
+    """Feature distribution smoothing (Yang et al. 2021) of the model's penultimate features.
+
+    An :class:`hetreg.models.fds.FDS` module sits between the features and the head; in
+    training, from epoch ``start_smooth`` on, every feature is re-coloured with the smoothed
+    statistics of its label's bucket (:func:`hetreg.models.fds.calibrate_features`). Buckets
+    are the bins (``bins`` / ``bin_width`` / ``edges``, raw label units, of the noisy training
+    labels; default 100 equal-width bins over their range) and the kernel smooths the per-bucket
+    statistics across buckets (normalised to sum 1; ``"none"``: no smoothing, so features are
+    only whitened and re-coloured with their own bucket's statistics).
+
+    Attributes:
+        clip: bounds (c_min, c_max) of the variance ratio (0.1, 10 as the age benchmarks).
+        momentum: EMA momentum of the per-bucket statistics across epochs, in [0, 1);
+            ``None``: the cumulative average.
+        start_update: first epoch (0-based) whose features update the statistics.
+        start_smooth: first epoch (0-based) in which features are calibrated.
+        features: where the statistics of an epoch come from: ``"epoch_end"`` (the original's:
+            a no-grad pass over the training set after the epoch, in training mode, so
+            BatchNorm's running statistics see those batches too), or ``"batches"`` (the
+            features of the epoch's own training batches, detached: no extra pass).
+    """
+
+    clip: tuple[float, float] = (0.1, 10.0)
+    momentum: float | None = Field(0.9, ge=0.0, lt=1.0)
+    start_update: int = Field(0, ge=0)
+    start_smooth: int = Field(1, ge=0)
+    features: Literal["epoch_end", "batches"] = "epoch_end"
+
+    @field_validator("clip")
+    @classmethod
+    def _clip(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError(f"clip must be (c_min, c_max) with 0 < c_min <= c_max, got {list(value)}")
+        return value
 
 
 class OptimizerConfig(_Section):
@@ -646,6 +694,7 @@ class ExperimentConfig(_Section):
     model: ModelConfig
     loss: LossConfig = Field(default_factory=LossConfig)
     lds: LDSConfig | None = None
+    fds: FDSConfig | None = None
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)

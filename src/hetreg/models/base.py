@@ -150,7 +150,14 @@ class RegressionNet(nn.Module):
         if predict is not None and self.fds is None and self.head.kind == "mean":
             self._check_input(x)
             return predict(x, self.head.linear)  # body and head in one pass (MLPs)
+        return self.forward_features(x, labels, epoch)[0]
+
+    def forward_features(
+        self, x: Tensor, labels: Tensor | None = None, epoch: int | None = None
+    ) -> tuple[ModelOutput, Tensor]:
+        """The prediction and the penultimate features it came from, before FDS (N, F)."""
         z = self.features(x)
+        calibrated = z
         if self.fds is not None and self.training and labels is not None:
-            z = self.fds(z, labels, epoch)
-        return self.head(z)
+            calibrated = self.fds(z, labels, epoch)
+        return self.head(calibrated), z

@@ -148,6 +148,8 @@ def _single_problem(cfg: ExperimentConfig) -> str | None:
         return "loss.eps='auto' solves eps per batch and is not batched; give a number"
     if cfg.train.augment != "none":
         return "augmentation is not batched"
+    if cfg.fds is not None:
+        return "fds is not batched"
     return None
 
 

@@ -226,6 +226,37 @@ def _build_model(cfg: ExperimentConfig, input_shape: tuple[int, ...]) -> nn.Modu
     return models.build_model(cfg.model.name, input_shape, head=cfg.model.head, out_dim=1, **cfg.model.options)
 
 
+def _bucket_ids(ids: Tensor) -> Tensor:
+    """FDS's bucket function in the trainer: it is given the precomputed bucket ids themselves."""
+    return ids
+
+
+def _build_fds(cfg: ExperimentConfig, model: nn.Module, y_train_raw: Tensor) -> tuple[nn.Module, Tensor]:
+    """The FDS module of ``cfg.fds`` attached to ``model``, and the bucket id of every training
+    sample (bins of the raw, noisy training labels, as :class:`~hetreg.experiments.config.FDSConfig`
+    says)."""
+    from hetreg.losses.lds import assign_bins
+    from hetreg.models.fds import FDS
+
+    spec = cfg.fds
+    assert spec is not None
+    if not hasattr(model, "attach_fds"):
+        raise ValueError(f"fds needs a model with penultimate features; model {cfg.model.name!r} has none")
+    ids, num = assign_bins(y_train_raw.double().numpy(), spec.bin_spec())
+    fds = FDS(
+        model.num_features,
+        bucket_num=num,
+        bucket_fn=_bucket_ids,
+        kernel=spec.kernel_spec() or [1.0],
+        clip=spec.clip,
+        momentum=spec.momentum,
+        start_update=spec.start_update,
+        start_smooth=spec.start_smooth,
+    )
+    model.attach_fds(fds)
+    return fds, torch.from_numpy(ids)
+
+
 def _label_prior(cfg: ExperimentConfig, prep: "_Prepared") -> Any:
     """The label prior of BNI / GAI, from the (noisy) training labels in the units the loss sees.
 
@@ -365,6 +396,7 @@ class TrainingRun:
         cfg = self.cfg
         self.prep = _prepare(cfg)
         self.model = _build_model(cfg, self.prep.input_shape)
+        self.fds, self.fds_buckets = (None, None) if cfg.fds is None else _build_fds(cfg, self.model, self.prep.y_train_raw)
         self.loss_fn = _build_loss(cfg, self.prep)
         needs_var = bool(getattr(self.loss_fn, "needs_label_variance", False))
         if needs_var and self.prep.var_train is None:
@@ -524,7 +556,13 @@ class TrainingRun:
                 loss_fn.plan(planned)
             for b, idx in enumerate(indices):
                 xb, yb, vb, wb = self.batch(idx, planned[b] if planned is not None else None)
-                mean, var = split_out(model(xb))
+                if self.fds is None:
+                    mean, var = split_out(model(xb))
+                else:
+                    out, z = model.forward_features(xb, self.fds_buckets[idx])
+                    mean, var = split_out(out)
+                    if cfg.fds.features == "batches":
+                        self.fds.update(z.detach(), self.fds_buckets[idx])
                 loss = loss_fn.from_batch(mean, yb, label_variance=vb, pred_variance=var, weight=wb)
                 value = float(loss.detach())
                 if not math.isfinite(value):
@@ -554,6 +592,8 @@ class TrainingRun:
                     if not self.finite(record):
                         return "failed", self.nonfinite_message(record)
                     self.notify(record)
+            if self.fds is not None:
+                self.fds_end_epoch(epoch)
             final_epoch = epoch == epochs - 1
             record = None
             if eval_steps is None or st.step % eval_steps == 0 or (final_epoch and st.last_eval_step != st.step):
@@ -565,6 +605,18 @@ class TrainingRun:
             if record is not None:
                 self.notify(record)
         return "completed", None
+
+    def fds_end_epoch(self, epoch: int) -> None:
+        """Close an epoch of the FDS statistics: with ``fds.features="epoch_end"``, first a
+        no-grad pass over the training set in its order, in training mode, in the training
+        batches (as the original); then :meth:`hetreg.models.fds.FDS.end_epoch`."""
+        assert self.fds is not None and self.fds_buckets is not None and self.cfg.fds is not None
+        if self.cfg.fds.features == "epoch_end" and epoch >= self.cfg.fds.start_update:
+            with torch.no_grad():
+                for start, stop in self.bounds:
+                    xb = self.batch(slice(start, stop))[0]
+                    self.fds.update(self.model.features(xb), self.fds_buckets[start:stop])
+        self.fds.end_epoch()
 
     def finite(self, record: Mapping[str, Any]) -> bool:
         """Whether the evaluated errors are finite (an empty split's NaN does not count)."""
