@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,3 +82,24 @@ def make_config(*overrides: str, base: dict[str, Any] | None = None) -> Experime
 @pytest.fixture
 def config_factory():
     return make_config
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl``."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def without_elapsed(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without its wall-clock time (the only field two equal runs may differ in)."""
+    return {k: v for k, v in record.items() if k != "elapsed"}
+
+
+class Interrupt:
+    """A callback that raises KeyboardInterrupt at the evaluation of the given step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if record["step"] == self.step:
+            raise KeyboardInterrupt

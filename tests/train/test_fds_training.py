@@ -4,8 +4,6 @@ from ``start_smooth`` on), resume, and the batched trainer's refusal."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -16,18 +14,10 @@ from hetreg.train.batched import batching_problem
 from hetreg.train.files import load_checkpoint
 from hetreg.train.runner import TrainingRun
 
-from .conftest import NOISE, make_config
+from .conftest import NOISE, Interrupt, make_config, read_metrics, without_elapsed
 
 FDS = "fds={bins: 6, kernel_size: 3, kernel_sigma: 1.0}"
 PLAIN_MLP = "model.options={hidden: [16, 8]}"  # no BatchNorm: the extra pass changes nothing else
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def strip(record):
-    return {k: v for k, v in record.items() if k != "elapsed"}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +85,7 @@ def test_smoothing_starts_at_start_smooth(tmp_path, features):
     run_experiment(plain, tmp_path / "plain", quiet=True)
     run_experiment(smoothed, tmp_path / "fds", quiet=True)
     a, b = read_metrics(tmp_path / "plain"), read_metrics(tmp_path / "fds")
-    assert [strip(r) for r in a[:2]] == [strip(r) for r in b[:2]]
+    assert [without_elapsed(r) for r in a[:2]] == [without_elapsed(r) for r in b[:2]]
     assert a[2]["test_mse"] != b[2]["test_mse"]
 
 
@@ -107,22 +97,13 @@ def test_statistics_from_the_batches_count_every_training_sample_once_per_epoch(
     assert int(state["fds.num_samples_tracked"].sum()) == 2 * n_train  # epochs 1 and 2 (0-based), not 0
 
 
-class Interrupt:
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def __call__(self, record):
-        if record["step"] == self.step:
-            raise KeyboardInterrupt
-
-
 def test_a_killed_fds_run_resumes_to_the_same_result(tmp_path):
     cfg = make_config(NOISE, FDS, "train.epochs=4", "model.options={hidden: [16, 8], batchnorm: true}")
     straight = run_experiment(cfg, tmp_path / "straight", quiet=True)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "resumed", quiet=True, callbacks=[Interrupt(6)])
     resumed = run_experiment(cfg, tmp_path / "resumed", resume=True, quiet=True)
-    assert strip(resumed["final"]) == strip(straight["final"])
+    assert without_elapsed(resumed["final"]) == without_elapsed(straight["final"])
     a = load_checkpoint(tmp_path / "straight" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "resumed" / "last.pt")["model"]
     assert a.keys() == b.keys() and any(k.startswith("fds.") for k in a)

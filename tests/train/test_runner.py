@@ -20,7 +20,7 @@ from hetreg.models import build_model
 from hetreg.train import RunExistsError, run_experiment
 from hetreg.train.files import load_checkpoint
 
-from .conftest import IMAGE, NOISE, TABULAR, make_config
+from .conftest import IMAGE, NOISE, TABULAR, Interrupt, make_config, read_metrics, without_elapsed
 
 METRIC_KEYS = (
     "epoch",
@@ -34,14 +34,6 @@ METRIC_KEYS = (
     "val_mse_raw",
     "elapsed",
 )
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def without_elapsed(record):
-    return {k: v for k, v in record.items() if k != "elapsed"}
 
 
 def rebuild_model(cfg, input_shape, state):
@@ -230,17 +222,6 @@ def test_empty_validation_split_has_no_best_checkpoint(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Kill and resume
 # ---------------------------------------------------------------------------------------------
-
-
-class Interrupt:
-    """A callback that raises KeyboardInterrupt at the evaluation of the given step."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def __call__(self, record):
-        if record["step"] == self.step:
-            raise KeyboardInterrupt
 
 
 RESUME_CASES = {
