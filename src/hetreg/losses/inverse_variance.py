@@ -470,7 +470,8 @@ class BIVLoss(RegressionLoss):
                 raise ValueError("min_ebs is used only with eps='auto'")
         self.eps = eps if eps == "auto" else float(eps)
         self.min_ebs = min_ebs
-        self._plan: deque[tuple[Tensor, float]] = deque()
+        # planned calls: (variance tensor, eps, its checked float64 copy)
+        self._plan: deque[tuple[Tensor, float, np.ndarray]] = deque()
 
     @property
     def plans_ahead(self) -> bool:
@@ -480,11 +481,12 @@ class BIVLoss(RegressionLoss):
         """Solve ahead the automatic ε of the coming calls (``eps="auto"``; else nothing).
 
         ``variances``: the label-variance tensors of the coming calls, in order, the very
-        objects that will be passed (matched by identity; they must not change in between). A
-        call with another tensor solves its own ε and drops the rest of the plan, so the results
-        are the same with or without a plan. Solving a whole epoch's batches in one go is
-        faster than one solve per training step, which leaves the solver's code and data out of
-        the caches (on a small MLP, several times faster).
+        objects that will be passed (matched by identity; their values are read and checked
+        here, so they must not change in between). A call with another tensor solves its own ε
+        and drops the rest of the plan, so the results are the same with or without a plan.
+        Solving a whole epoch's batches in one go is faster than one solve per training step,
+        which leaves the solver's code and data out of the caches (on a small MLP, several times
+        faster); a planned call also reuses the float64 copy of its variances made here.
         """
         self._plan.clear()
         if self.eps != "auto":
@@ -496,17 +498,18 @@ class BIVLoss(RegressionLoss):
             per_sample = v.reshape(v.shape[0], -1)[:, 0]
             if per_sample.size != v.size:
                 low, high = float(per_sample.min()), float(per_sample.max())
-            self._plan.append((variance, self._auto_eps(per_sample, low, high)))
+            self._plan.append((variance, self._auto_eps(per_sample, low, high), v))
 
-    def _planned_eps(self, variance: Tensor) -> float | None:
-        """The planned ε of this call, if the plan's next tensor is ``variance``."""
+    def _planned(self, variance: Tensor) -> tuple[float, np.ndarray] | None:
+        """The planned ε of this call and the checked float64 copy of its variances, if the
+        plan's next tensor is ``variance``."""
         if not self._plan:
             return None
-        planned, eps = self._plan.popleft()
+        planned, eps, v = self._plan.popleft()
         if planned is not variance:
             self._plan.clear()
             return None
-        return eps
+        return eps, v
 
     def _target(self, n: int) -> float:
         assert self.min_ebs is not None
@@ -532,19 +535,21 @@ class BIVLoss(RegressionLoss):
     def forward(self, pred: Tensor, target: Tensor, variance: Tensor, weight: Tensor | None = None) -> Tensor:
         # biv_loss(pred, target, variance, eps, ...) with its checks, sharing the numpy copy of the
         # variances between the checks, the solver of eps="auto" and the EBS record.
-        planned = self._planned_eps(variance) if self._plan else None
+        planned = self._planned(variance) if self._plan else None
         u = _prepare(pred, target, weight, self.reduction)
         variance = align_per_sample(variance, pred, "variance")
-        v, low, high = _variance_range(variance)
-        per_sample = v.reshape(v.shape[0], -1)[:, 0]
-        if planned is not None:
-            eps = planned
-        elif self.eps == "auto":
-            if per_sample.size != v.size:  # one variance per element: ε from the first
-                low, high = float(per_sample.min()), float(per_sample.max())
-            eps = self._auto_eps(per_sample, low, high)
+        if planned is not None:  # aligning is a view: the planned copy holds the same values
+            eps, v = planned[0], planned[1].reshape(tuple(variance.shape))
+            per_sample = v.reshape(v.shape[0], -1)[:, 0]
         else:
-            eps = self.eps
+            v, low, high = _variance_range(variance)
+            per_sample = v.reshape(v.shape[0], -1)[:, 0]
+            if self.eps == "auto":
+                if per_sample.size != v.size:  # one variance per element: ε from the first
+                    low, high = float(per_sample.min()), float(per_sample.max())
+                eps = self._auto_eps(per_sample, low, high)
+            else:
+                eps = self.eps
         _check_eps(eps, v)
         loss, factors = _biv_terms(pred, target, variance, v, eps, u, self.reduction)
         if factors is not None and factors.size == per_sample.size:
