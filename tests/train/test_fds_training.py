@@ -14,7 +14,7 @@ from hetreg.train.batched import batching_problem
 from hetreg.train.files import load_checkpoint
 from hetreg.train.runner import TrainingRun
 
-from .conftest import NOISE, Interrupt, make_config, read_metrics, without_elapsed
+from .conftest import IMAGE, NOISE, Interrupt, make_config, read_metrics, without_elapsed
 
 FDS = "fds={bins: 6, kernel_size: 3, kernel_sigma: 1.0}"
 PLAIN_MLP = "model.options={hidden: [16, 8]}"  # no BatchNorm: the extra pass changes nothing else
@@ -132,3 +132,25 @@ def test_a_model_trained_with_fds_predicts_without_it(tmp_path):
 
 def test_fds_runs_are_not_batched():
     assert batching_problem([make_config(FDS), make_config(FDS, "seed=4")]) == "run 0 (tiny): fds is not batched"
+
+
+def test_fds_works_with_the_cnn_augmentation_and_a_variance_head(tmp_path):
+    """FDS on a CNN's flattened features, with flips in both the training and the end-of-epoch
+    pass, and a mean_var head: the run completes and counts every training image once per
+    epoch."""
+    cfg = make_config(
+        "data.name=" + IMAGE,
+        "model.name=cnn",
+        "model.options={channels: [4, 8]}",
+        "loss.name=gaussian_nll",
+        "train.batch_size=16",
+        "train.epochs=3",
+        "train.augment=hflip",
+        "fds={bins: 5, kernel_size: 3}",
+    )
+    summary = run_experiment(cfg, tmp_path / "run", quiet=True)
+    assert summary["status"] == "completed"
+    state = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    n_train = summary["data"]["n_train"]
+    assert int(state["fds.num_samples_tracked"].sum()) == 3 * n_train
+    assert int(state["fds.epoch"]) == 3
