@@ -74,6 +74,9 @@ BASE: dict[str, Any] = {
 
 NOISE = "noise.distribution={kind: uniform, low: 0.5, high: 4.0}"
 
+#: A small CNN on the tiny image dataset.
+SMALL_CNN = ("data.name=" + IMAGE, "model.name=cnn", "model.options={channels: [4, 8]}", "train.batch_size=16")
+
 
 def make_config(*overrides: str, base: dict[str, Any] | None = None) -> ExperimentConfig:
     return apply_overrides(base or BASE, list(overrides))

@@ -14,7 +14,7 @@ from hetreg.train.batched import batching_problem
 from hetreg.train.files import load_checkpoint
 from hetreg.train.runner import TrainingRun
 
-from .conftest import IMAGE, NOISE, Interrupt, make_config, read_metrics, without_elapsed
+from .conftest import NOISE, SMALL_CNN, Interrupt, make_config, read_metrics, without_elapsed
 
 FDS = "fds={bins: 6, kernel_size: 3, kernel_sigma: 1.0}"
 PLAIN_MLP = "model.options={hidden: [16, 8]}"  # no BatchNorm: the extra pass changes nothing else
@@ -139,14 +139,7 @@ def test_fds_works_with_the_cnn_augmentation_and_a_variance_head(tmp_path):
     pass, and a mean_var head: the run completes and counts every training image once per
     epoch."""
     cfg = make_config(
-        "data.name=" + IMAGE,
-        "model.name=cnn",
-        "model.options={channels: [4, 8]}",
-        "loss.name=gaussian_nll",
-        "train.batch_size=16",
-        "train.epochs=3",
-        "train.augment=hflip",
-        "fds={bins: 5, kernel_size: 3}",
+        *SMALL_CNN, "loss.name=gaussian_nll", "train.epochs=3", "train.augment=hflip", "fds={bins: 5, kernel_size: 3}"
     )
     summary = run_experiment(cfg, tmp_path / "run", quiet=True)
     assert summary["status"] == "completed"

@@ -20,7 +20,7 @@ from hetreg.models import build_model
 from hetreg.train import RunExistsError, run_experiment
 from hetreg.train.files import load_checkpoint
 
-from .conftest import IMAGE, NOISE, TABULAR, Interrupt, make_config, read_metrics, without_elapsed
+from .conftest import IMAGE, NOISE, SMALL_CNN, TABULAR, Interrupt, make_config, read_metrics, without_elapsed
 
 METRIC_KEYS = (
     "epoch",
@@ -497,14 +497,7 @@ def test_gaussian_nll_uses_a_variance_head(tmp_path):
 
 
 def test_image_runs_normalise_batches_on_the_fly(tmp_path):
-    cfg = make_config(
-        "data.name=" + IMAGE,
-        "model.name=cnn",
-        "model.options={channels: [4, 8]}",
-        "train.batch_size=16",
-        "train.epochs=2",
-        "train.augment=hflip",
-    )
+    cfg = make_config(*SMALL_CNN, "train.epochs=2", "train.augment=hflip")
     summary = run_experiment(cfg, tmp_path / "run", quiet=True)
     assert summary["status"] == "completed" and summary["data"]["kind"] == "image"
     std = Standardizer.from_dict(json.loads((tmp_path / "run" / "standardizer.json").read_text()))
