@@ -313,3 +313,14 @@ def test_config_hash_identifies_what_a_run_computes():
     assert config_hash(apply_overrides(BASE, ["loss.name=biv", "loss.eps=0.1"])) == config_hash(
         apply_overrides(BASE, ["loss.name=biv"])
     )  # an explicit default equals the implicit one
+
+
+def test_configurations_without_fds_keep_the_hash_they_had_before_the_fds_section():
+    """Run stores written before ``fds`` existed must still resume: the reference hash of the
+    example configuration was computed by the code of commit 3b91568, which had no fds section."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "wine-biv.yaml"
+    cfg = load_config(example)
+    assert config_hash(cfg) == "8445593434bf"
+    assert config_hash(apply_overrides(cfg, ["fds.bins=20"])) != "8445593434bf"

@@ -929,10 +929,13 @@ def config_hash(cfg: ExperimentConfig) -> str:
     The sha256 of the canonical JSON of the **resolved** configuration (derived seeds and the
     model head written out, so an explicit seed equal to the derived one hashes the same), with
     the keys that do not change the results left out: ``name``, ``tracking``, ``data.root`` and
-    ``train.num_threads``.
+    ``train.num_threads``; and ``fds`` when it is not set, so that configurations written before
+    that section existed keep their hash (and their runs can still be resumed).
     """
     data = config_to_dict(cfg.resolved())
     for path in _HASH_EXCLUDED:
         _drop(data, path)
+    if data.get("fds") is None:
+        data.pop("fds", None)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
