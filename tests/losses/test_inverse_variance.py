@@ -254,6 +254,50 @@ def test_positive_variance_keeps_gradient_below_floor():
     np.testing.assert_allclose(positive_variance(torch.tensor([0.0]), kind="exp", floor=0).numpy(), [1.0])
 
 
+def _biv_exact(e, v, eps):
+    """BIV and its normalised weights w_k / Σw in exact rational arithmetic
+    (fractions.Fraction holds subnormal floats exactly)."""
+    from fractions import Fraction
+
+    w = [1 / (Fraction(x) + Fraction(eps)) for x in v]
+    total = sum(w)
+    loss = sum(wi * Fraction(ei) ** 2 for wi, ei in zip(w, e)) / total
+    return float(loss), [float(wi / total) for wi in w]
+
+
+@pytest.mark.parametrize(
+    "variances",
+    [
+        [1e-309, 1.0, 2.0],  # a subnormal variance: its reciprocal overflows
+        [1e-308, 1e-308, 3.0],  # finite reciprocals whose sum overflows
+        [5e-324, 1e-320, 1.0],  # the smallest float64 next to another subnormal
+    ],
+)
+@pytest.mark.parametrize("grad_through_variance", [False, True])
+def test_biv_with_near_zero_variances_takes_its_limit_not_nan(variances, grad_through_variance):
+    e = [1.0, 2.0, -0.5]
+    exact, factors = _biv_exact(e, variances, 0.0)
+    pred = torch.tensor(e, dtype=torch.float64, requires_grad=True)
+    var = torch.tensor(variances, dtype=torch.float64, requires_grad=grad_through_variance)
+    loss = biv_loss(pred, torch.zeros(3, dtype=torch.float64), var, eps=0.0)
+    assert loss.item() == pytest.approx(exact, rel=1e-15)
+    loss.backward()
+    assert pred.grad.tolist() == pytest.approx([2 * f * ei for f, ei in zip(factors, e)], rel=1e-15, abs=1e-300)
+    assert biv_factors(np.array(variances), 0.0).tolist() == pytest.approx(factors, rel=1e-15, abs=1e-300)
+
+
+def test_biv_float32_subnormal_variance_with_gradient_and_auto_eps():
+    pred = torch.tensor([1.0, 2.0], requires_grad=True)
+    var = torch.tensor([1e-39, 1.0], requires_grad=True)  # float32 subnormal: 1/σ² overflows
+    loss = biv_loss(pred, torch.zeros(2), var, eps=0.0)
+    assert loss.item() == pytest.approx(_biv_exact([1.0, 2.0], [float(var.detach()[0]), 1.0], 0.0)[0], rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    v64 = torch.tensor([1e-309, 1.0], dtype=torch.float64)  # min_ebs=1 is met at ε = 0
+    auto = BIVLoss("auto", min_ebs=1)(pred.detach().double(), torch.zeros(2, dtype=torch.float64), v64)
+    assert auto.item() == pytest.approx(_biv_exact([1.0, 2.0], [1e-309, 1.0], 0.0)[0], rel=1e-15)
+
+
 def test_biv_factors_normalise_each_row_as_a_row_alone():
     rng = np.random.default_rng(4)
     v = rng.gamma(0.5, 2.0, size=(6, 37))
@@ -266,6 +310,11 @@ def test_biv_factors_normalise_each_row_as_a_row_alone():
         assert f[k] == pytest.approx([wi / math.fsum(w) for wi in w], rel=1e-13)
     with pytest.raises(ValueError, match="normaliser is zero"):
         biv_factors(v[:1], 0.1, np.zeros((1, 37)))
+    v[0, 5] = 1e-310  # row 0 (ε = 0) overflows and is rescaled alone, the others untouched
+    f2 = biv_factors(v, eps, u)
+    assert np.array_equal(f2[1:], f[1:]) and not np.array_equal(f2[0], f[0])
+    assert np.array_equal(f2[0], biv_factors(v[0].copy(), 0.0, u[0].copy()))
+    assert f2[0, 5] == pytest.approx(1.0, rel=1e-12)  # the near-exact label takes all the weight
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

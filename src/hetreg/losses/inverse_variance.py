@@ -64,14 +64,26 @@ def _reciprocal(variance: Tensor, eps: float, dtype: torch.dtype) -> Tensor:
     return torch.reciprocal((variance if variance.dtype == dtype else variance.to(dtype)) + eps)
 
 
-def _normalised_terms(pred: Tensor, target: Tensor, w: Tensor, u: Tensor | None, reduction: str) -> Tensor:
-    """BIV from inverse-variance weights ``w`` (aligned with ``pred``) and optional weights ``u``,
-    in torch (the path for variances or weights that carry a gradient)."""
-    if u is not None:
-        w = w * u
-    if w.shape != pred.shape:
-        w = w.expand_as(pred)
+def _normalised_terms(pred: Tensor, target: Tensor, variance: Tensor, eps: float, u: Tensor | None, reduction: str) -> Tensor:
+    """BIV from the variances (aligned with ``pred``) and optional weights ``u``, in torch (the
+    path for variances or weights that carry a gradient).
+
+    The weights are :math:`1/(\\sigma_k^2+\\varepsilon)`; when that overflows (a σ²+ε below about
+    1/max float, e.g. a subnormal variance with ε = 0) they are rescaled to
+    :math:`c/(\\sigma_k^2+\\varepsilon)` with :math:`c = \\min_j \\sigma_j^2+\\varepsilon` (a
+    constant, without gradient), which BIV's ratio does not see."""
+    s = (variance if variance.dtype == pred.dtype else variance.to(pred.dtype)) + eps
+
+    def weights(w: Tensor) -> Tensor:
+        if u is not None:
+            w = w * u
+        return w if w.shape == pred.shape else w.expand_as(pred)
+
+    w = weights(torch.reciprocal(s))
     total = w.sum()
+    if not bool(torch.isfinite(total)):
+        w = weights(s.detach().min() / s)
+        total = w.sum()
     # Without u, every w = 1/(σ² + ε) is > 0 (σ² finite), so only extra weights can zero the sum.
     if u is not None and total == 0:
         raise ValueError("all per-sample weights are zero, so the BIV normaliser is zero; check `weight`")
@@ -88,15 +100,28 @@ def biv_factors(v: np.ndarray, eps: float | np.ndarray, u: np.ndarray | None = N
     The row sums are numpy's pairwise sums, the same for a row of a 2-D array as for a 1-D array,
     so a batched group of runs gets each run's factors bit for bit.
 
+    A row whose reciprocals or their sum overflow (a σ²+ε below about 1e-308, e.g. a subnormal
+    variance with ε = 0) is computed as :math:`c/(\\sigma_k^2+\\varepsilon)` with
+    :math:`c = \\min_j \\sigma_j^2+\\varepsilon` instead: the same factors, without inf/inf.
+
     Args:
         v: variances (float64, finite, >= 0), shape (..., N).
         eps: ε, a float or an array broadcasting against ``v`` (e.g. (K, 1)).
         u: optional extra weights (float64), shaped like ``v``.
     """
-    w = 1.0 / (v + eps)
-    if u is not None:
-        w = w * u
-    total = w.sum(axis=-1, keepdims=True)
+    s = v + eps
+    with np.errstate(over="ignore"):
+        w = 1.0 / s
+        if u is not None:
+            w = w * u
+        total = w.sum(axis=-1, keepdims=True)
+    overflow = ~np.isfinite(total)
+    if overflow.any():  # a reciprocal or a sum overflows: rescale those rows by their min σ²+ε
+        rescaled = s.min(axis=-1, keepdims=True) / s
+        if u is not None:
+            rescaled = rescaled * u
+        w = np.where(overflow, rescaled, w)
+        total = w.sum(axis=-1, keepdims=True)
     if u is not None and (total == 0).any():
         raise ValueError("all per-sample weights are zero, so the BIV normaliser is zero; check `weight`")
     return w / total
@@ -137,7 +162,7 @@ def _biv_terms(
     """BIV's terms, and the float64 factors (``None`` on the torch path); ``variance`` aligned
     with ``pred``, ``v`` its checked float64 copy."""
     if variance.requires_grad or (u is not None and u.requires_grad):
-        return _normalised_terms(pred, target, _reciprocal(variance, eps, pred.dtype), u, reduction), None
+        return _normalised_terms(pred, target, variance, eps, u, reduction), None
     shape = tuple(pred.shape)
     if v.shape != shape:
         v = np.broadcast_to(v, shape)
