@@ -125,6 +125,15 @@ def test_lds_binning_is_exclusive():
     cfg = apply_overrides(BASE, ["lds.scheme=inverse"])
     assert cfg.lds is not None and cfg.lds.bin_spec() == 100 and cfg.lds.kernel_spec() == {"kind": "gaussian", "size": 5, "sigma": 2.0}
     assert apply_overrides(BASE, ["lds.bin_width=1", "lds.kernel=none"]).lds.bin_spec() == 1.0
+    assert apply_overrides(BASE, ["lds.bins=12"]).lds.bin_spec() == 12
+
+
+@pytest.mark.parametrize("section", ["lds", "fds"])
+def test_a_float_bin_count_is_refused_not_read_as_one_bin(section):
+    # bins=1.0 means a bin width in lds_weights; in a config it would be a single bin
+    message = override_error(f"{section}={{bins: 1.0}}")
+    assert "bins is a number of bins (an integer), got 1.0" in message
+    assert "set bin_width: 1 instead" in message
 
 
 def test_configs_are_immutable():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 from pathlib import Path
@@ -120,8 +121,15 @@ def test_section_axis_and_implied_keys(tmp_path: Path) -> None:
 
 def test_errors_name_the_choices(tmp_path: Path) -> None:
     make_sweep(tmp_path)
-    with pytest.raises(ValueError, match=r"unknown metric 'mae'; valid metrics: test_mse, test_mse_raw"):
+    with pytest.raises(ValueError, match=r"unknown metric 'mae'; valid metrics: test_mse, test_mse_raw \(after the last evaluation\); at the best validation epoch: best.val_mse"):
         rep.build_report(tmp_path, metric="mae")
+    no_val = make_sweep(tmp_path / "no-val")
+    for summary in no_val.glob("runs/*/summary.json"):
+        data = json.loads(summary.read_text())
+        data.pop("best", None)
+        summary.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"no run has best.\* metrics: they need a validation split \(data.val_fraction > 0\)"):
+        rep.build_report(no_val, metric="best.val_mse")
     with pytest.raises(ValueError, match=r"baseline loss.name=l1 not found; valid choices: biv, iv, mse"):
         rep.build_report(tmp_path, baseline="l1")
     with pytest.raises(FileNotFoundError, match="does not exist"):

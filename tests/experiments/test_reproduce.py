@@ -297,6 +297,33 @@ def test_quick_default_folder_is_not_copied_to_docs(tmp_path: Path, monkeypatch:
     assert default_out_dir("bmse-synthetic", quick=True) == Path("hetreg-runs/reproduce-bmse-synthetic-quick")
 
 
+def test_reports_are_copied_to_the_checkouts_docs_never_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hetreg.experiments.reproduce as rp
+
+    repo = Path(__file__).resolve().parents[2]
+    assert rp.default_docs_dir() == repo / "docs" / "results"  # tests run from the checkout
+    user_docs = tmp_path / "docs" / "results"
+    user_docs.mkdir(parents=True)
+    (user_docs / "biv-wine.md").write_text("the user's own notes")
+    (user_docs / "biv-wine-plot.png").write_bytes(b"png")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "biv-wine.md").write_text("report")
+    said: list[str] = []
+    monkeypatch.setattr(rp, "_CHECKOUT", tmp_path / "site-packages")  # an installed package
+    assert rp.default_docs_dir() is None
+    rp._copy_to_docs(out, "biv-wine", None, said.append)
+    assert said == ["report not copied to docs/results: this is not a hetreg checkout"]
+    assert (user_docs / "biv-wine.md").read_text() == "the user's own notes"
+    assert (user_docs / "biv-wine-plot.png").exists()
+    target = tmp_path / "elsewhere"
+    rp._copy_to_docs(out, "biv-wine", target, said.append)  # an explicit folder is honoured
+    assert (target / "biv-wine.md").read_text() == "report"
+
+
 def test_missing_data_is_reported_before_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HETREG_DATA", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="needs the dataset 'wine'"):

@@ -106,7 +106,7 @@ def test_existing_run_directory_is_refused_and_left_alone(tmp_path):
     run_dir = tmp_path / "run"
     run_experiment(make_config("train.epochs=1"), run_dir, quiet=True)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    with pytest.raises(RunExistsError, match="already holds a run.*--resume"):
+    with pytest.raises(RunExistsError, match="already holds a run.*hetreg train --resume "):
         run_experiment(make_config("train.epochs=2"), run_dir, quiet=True)
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 

@@ -186,13 +186,30 @@ def _check_sets(sets: List[str]) -> None:
         parse_assignment(item, flag="--set")
 
 
+def _apply_sets(cfg: Any, sets: List[str]) -> Any:
+    """``cfg`` with the ``--set`` overrides; a ``loss.name`` switch that leaves parameters of the
+    file's loss behind gets the way out in its error."""
+    from hetreg.experiments.config import ConfigError, apply_overrides
+
+    try:
+        return apply_overrides(cfg, sets)
+    except ConfigError as exc:
+        names = [item.partition("=")[2].strip() for item in sets if item.partition("=")[0].strip() == "loss.name"]
+        if names and "is not a parameter of loss" in str(exc):
+            raise ConfigError(
+                f"{exc}. To switch the loss, replace the whole section: --set 'loss={{name: {names[-1]}}}' "
+                "(a sweep's --grid loss.name=... keeps the parameters the new loss accepts)"
+            ) from None
+        raise
+
+
 # ----------------------------------------------------------------------------------- commands
 
 
 @command("run")
 def run_demo(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the runs and the report (default: a new hetreg-runs/demo-<time>/)."),
-    quick: bool = typer.Option(False, "--quick", help="Smaller data, 4 epochs, 2 seeds: a smoke test in a few seconds per run."),
+    quick: bool = typer.Option(False, "--quick", help="Smaller data, 3 epochs, 2 seeds: a smoke test in a few seconds per run."),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Number of seeds (default 5, or 2 with --quick)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Runs in parallel (default: the number of cores)."),
     quiet: bool = QUIET_OPTION,
@@ -244,7 +261,7 @@ def train(
       hetreg train -c wine-biv.yaml --set loss.eps=0.1 --set train.epochs=5 --out runs/eps01
       hetreg train --resume runs/eps01
     """
-    from hetreg.experiments.config import apply_overrides, load_config
+    from hetreg.experiments.config import load_config
     from hetreg.train import run_experiment
 
     if resume is not None:
@@ -262,7 +279,7 @@ def train(
             raise fail("missing --config FILE (or --resume RUN_DIR to continue a run)")
         cfg = load_config(config)
         if sets:
-            cfg = apply_overrides(cfg, sets)
+            cfg = _apply_sets(cfg, sets)
         run_dir = out if out is not None else new_run_folder(f"train-{cfg.name}")
         check_fresh_folder(run_dir)
     info(f"run folder: {run_dir}", quiet=quiet)
@@ -333,13 +350,13 @@ def sweep(
     section to give each loss its own parameters.
 
     Examples:
-      hetreg sweep -c wine.yaml --grid loss.name=mse,biv --grid seed=0-9
-      hetreg sweep -c wine.yaml --grid loss.eps=0.01,0.1,0.5 --grid seed=0-4 --workers 2
-      hetreg sweep -c wine.yaml --grid "loss={name: mse},{name: biv, eps: 0.5}" --grid seed=0-4
+      hetreg sweep -c examples/wine-biv.yaml --grid loss.name=mse,biv --grid seed=0-9
+      hetreg sweep -c examples/wine-biv.yaml --grid loss.eps=0.01,0.1,0.5 --grid seed=0-4 --workers 2
+      hetreg sweep -c examples/wine-biv.yaml --grid "loss={name: mse},{name: biv, eps: 0.5}" --grid seed=0-4
       hetreg sweep --resume hetreg-runs/sweep-wine-20250101-120000
-      hetreg sweep -c wine.yaml --grid seed=0-9 --executor slurm -E partition=cpu -E time_min=30
+      hetreg sweep -c examples/wine-biv.yaml --grid seed=0-9 --executor slurm -E partition=cpu -E time_min=30
     """
-    from hetreg.experiments.config import apply_overrides, load_config
+    from hetreg.experiments.config import load_config
     from hetreg.experiments.executor import build_executor
     from hetreg.experiments.grid import parse_assignment, parse_grid
     from hetreg.experiments.sweep import SweepSpec, load_sweep
@@ -374,7 +391,7 @@ def sweep(
             raise fail("missing --config FILE (or --resume OUT to rerun a sweep)")
         cfg = load_config(config)
         if sets:
-            cfg = apply_overrides(cfg, sets)
+            cfg = _apply_sets(cfg, sets)
         spec = SweepSpec(base=cfg.model_dump(mode="json"), grid=axes)
         target = out if out is not None else new_run_folder(f"sweep-{cfg.name}")
     if executor == "slurm":
@@ -423,7 +440,7 @@ def report_cmd(
 @command("reproduce")
 def reproduce_cmd(
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The study (omit to list them)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default: hetreg-runs/reproduce-NAME; its report is also copied to docs/results/)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default: hetreg-runs/reproduce-NAME; its report is then also copied to docs/results/ of the hetreg checkout, if hetreg runs from one)."),
     quick: bool = typer.Option(False, "--quick", help="A small variant (few seeds, short training): a smoke test."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Runs in parallel (default: the number of cores)."),
     executor: str = typer.Option("local", "--executor", help="Where runs execute: local, or a registered plugin such as slurm."),

@@ -525,6 +525,18 @@ class _BinnedSmoothing(_Section):
     kernel_size: int = Field(5, ge=1)
     kernel_sigma: float = Field(2.0, gt=0.0)
 
+    @field_validator("bins", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        # a float is what the library's ``bins=1.0`` means, a bin width; here it would become a
+        # count of 1 bin (every weight equal), so it is refused instead of coerced
+        if isinstance(value, float):
+            raise ValueError(
+                f"bins is a number of bins (an integer), got {value!r}; "
+                f"for bins {value:g} label units wide, set bin_width: {value:g} instead"
+            )
+        return value
+
     @field_validator("kernel_size")
     @classmethod
     def _odd(cls, value: int) -> int:

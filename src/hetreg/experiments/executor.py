@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import sys
 import time
@@ -383,8 +384,22 @@ def build_executor(name: str, **options: Any) -> Executor:
     if name not in _EXECUTORS:
         broken = "".join(f" ({module} could not be imported: {err})" for module, err in _PLUGIN_ERRORS.items())
         raise ValueError(f"unknown executor {name!r}; valid executors: {', '.join(executor_names())}{broken}")
+    factory = _EXECUTORS[name]
     try:
-        return _EXECUTORS[name](**options)
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: let the call say what is wrong
+        parameters = None
+    if parameters is not None and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        accepted = [n for n, p in parameters.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        unknown = [key for key in options if key not in accepted]
+        if unknown:
+            others = [n for n in executor_names() if n != name]
+            hint = f"; is it an option of another executor ({', '.join(others)})?" if others else ""
+            raise ValueError(
+                f"executor {name!r} has no option {unknown[0]!r}; its options: {', '.join(accepted) or '(none)'}{hint}"
+            )
+    try:
+        return factory(**options)
     except TypeError as exc:  # an option the executor does not take
         raise ValueError(f"bad option for executor {name!r}: {one_line(exc)}") from None
 

@@ -94,7 +94,13 @@ class ResultSet:
         if not names:
             raise ValueError(f"no run in {self.root} has metrics yet (no completed summary.json)")
         short = sorted({n.removeprefix("final.") for n in names if n.startswith("final.")}) or names
-        raise ValueError(f"unknown metric {metric!r}; valid metrics: {', '.join(short)}")
+        message = f"unknown metric {metric!r}; valid metrics: {', '.join(short)} (after the last evaluation)"
+        best = sorted(n for n in names if n.startswith("best."))
+        if best:
+            message += f"; at the best validation epoch: {', '.join(best)}"
+        elif metric.startswith("best."):
+            message += "; no run has best.* metrics: they need a validation split (data.val_fraction > 0)"
+        raise ValueError(message)
 
     def sort_key(self, key: str, value: Any) -> tuple[int, str]:
         order = self.value_order.get(key, [])

@@ -14,7 +14,8 @@ the claims to check and a ``quick`` variant. :func:`reproduce` runs every part a
 or ``python -m hetreg.experiments.reproduce biv-wine --workers 2`` (``--report-only`` rewrites the
 report of an existing folder, :func:`rewrite_report`). Running it again with the
 same ``OUT`` skips the completed runs (the sweeps resume), so an interrupted study continues.
-With the default ``OUT`` (and not ``quick``) the report is also copied to ``docs/results/``.
+With the default ``OUT`` (and not ``quick``) the report is also copied to ``docs/results/`` of the
+hetreg checkout this code runs from (:func:`default_docs_dir`; not with an installed package).
 
 Label noise of the BIV studies (:class:`NoiseSettings`). The original settings were given for
 UTKFace in years² (``binary_uniform`` variances, ``meanvar_avg`` mixture means 2000 and 3000
@@ -92,7 +93,8 @@ STUDY_FILE = "study.json"
 IMBALANCED_FILE = "imbalanced_metrics.json"
 IMBALANCED_PREFIX = "imb."
 DEFAULT_RUNS_DIR = Path("hetreg-runs")
-DEFAULT_DOCS_DIR = Path("docs") / "results"
+#: The checkout this module runs from (``src/hetreg/experiments/`` -> the repository root).
+_CHECKOUT = Path(__file__).resolve().parents[3]
 SETTING_KEY = "setting"
 LOSS_KEY = "loss"
 SEED_KEY = "seed"
@@ -1534,6 +1536,25 @@ def write_study_report(
     return md
 
 
+def default_docs_dir() -> Path | None:
+    """Where a default-folder report is copied: ``docs/results/`` of the hetreg checkout this
+    code runs from (an editable install), or ``None`` for an installed package. Never a folder
+    relative to the current directory, which may be the user's own ``docs/results``."""
+    docs = _CHECKOUT / "docs" / "results"
+    pyproject = _CHECKOUT / "pyproject.toml"
+    if docs.is_dir() and pyproject.is_file() and 'name = "hetreg"' in pyproject.read_text(encoding="utf-8"):
+        return docs
+    return None
+
+
+def _copy_to_docs(out: Path, name: str, docs_dir: str | Path | None, say: Callable[[str], None]) -> None:
+    docs = Path(docs_dir) if docs_dir is not None else default_docs_dir()
+    if docs is None:
+        say("report not copied to docs/results: this is not a hetreg checkout")
+        return
+    say(f"report copied to {_copy_report(out, name, docs)}")
+
+
 def _copy_report(out: Path, name: str, docs: Path) -> Path:
     docs.mkdir(parents=True, exist_ok=True)
     for old in docs.glob(f"{name}-*.png"):
@@ -1570,7 +1591,8 @@ def reproduce(
         workers: runs in parallel (default: the executor's default, all cores).
         executor: a registered executor (``local``).
         quiet: print nothing.
-        docs_dir: where the default-folder report is copied (default ``docs/results``).
+        docs_dir: where the default-folder report is copied (default :func:`default_docs_dir`:
+            ``docs/results/`` of the hetreg checkout, never one relative to the current folder).
 
     Raises:
         ValueError: unknown study or invalid study definition.
@@ -1627,8 +1649,7 @@ def reproduce(
     report = write_study_report(study, out, quick=quick, command=session["command"], sessions=state["sessions"])
     say(f"report: {report} (wall time {session['elapsed']:.0f} s)")
     if default and not quick:
-        copied = _copy_report(out, name, Path(docs_dir) if docs_dir is not None else DEFAULT_DOCS_DIR)
-        say(f"report copied to {copied}")
+        _copy_to_docs(out, name, docs_dir, say)
     return report
 
 
@@ -1648,7 +1669,7 @@ def rewrite_report(
     command = last.get("command") or _command(name, None if default else out, quick, last.get("workers"), last.get("executor", "local"))
     report = write_study_report(study, out, quick=quick, command=command, sessions=sessions)
     if default and not quick:
-        _copy_report(out, name, Path(docs_dir) if docs_dir is not None else DEFAULT_DOCS_DIR)
+        _copy_to_docs(out, name, docs_dir, lambda message: None)
     return report
 
 

@@ -751,7 +751,8 @@ def run_experiment(
         status = run_status(run_dir)
         if status is not None:
             raise RunExistsError(
-                f"{run_dir} already holds a run (status: {status}); resume it with --resume (resume=True), "
+                f"{run_dir} already holds a run (status: {status}); resume it with `hetreg train --resume {run_dir}` "
+                "(in Python: resume=True), "
                 "or choose a new run directory. Nothing was overwritten."
             )
         run_dir.mkdir(parents=True, exist_ok=True)
