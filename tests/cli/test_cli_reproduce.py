@@ -25,3 +25,12 @@ def test_quick_bmse_study_writes_its_report(tmp_path):
     assert report.exists()
     text = report.read_text()
     assert "bmc" in text.lower() and "95" in text
+    # --report-only writes the report again from the runs, without running anything
+    report.unlink()
+    runs_before = sorted(p.name for p in out.rglob("summary.json"))
+    result = CliRunner().invoke(app, ["--quiet", "reproduce", "bmse-synthetic", "--quick", "--out", str(out), "--report-only"])
+    assert result.exit_code == 0, result.output
+    assert report.read_text() == text  # the same report: same runs, same recorded sessions
+    assert sorted(p.name for p in out.rglob("summary.json")) == runs_before
+    result = CliRunner().invoke(app, ["reproduce", "bmse-synthetic", "--quick", "--out", str(tmp_path / "none"), "--report-only"])
+    assert result.exit_code == 2 and "does not hold the study 'bmse-synthetic'" in result.output

@@ -444,6 +444,7 @@ def reproduce_cmd(
     quick: bool = typer.Option(False, "--quick", help="A small variant (few seeds, short training): a smoke test."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Runs in parallel (default: the number of cores)."),
     executor: str = typer.Option("local", "--executor", help="Where runs execute: local, or a registered plugin such as slurm."),
+    report_only: bool = typer.Option(False, "--report-only", help="Write the report of the study folder again; run nothing."),
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Reproduce a claim of the BIV or Balanced MSE papers with confidence intervals.
@@ -458,8 +459,9 @@ def reproduce_cmd(
       hetreg reproduce
       hetreg reproduce biv-wine
       hetreg reproduce bmse-synthetic --quick --out /tmp/bmse
+      hetreg reproduce bmse-synthetic --quick --out /tmp/bmse --report-only
     """
-    from hetreg.experiments.reproduce import list_reproductions, reproduce
+    from hetreg.experiments.reproduce import list_reproductions, reproduce, rewrite_report
 
     if name is None:
         for study in list_reproductions():
@@ -467,7 +469,13 @@ def reproduce_cmd(
         return
     if name not in list_reproductions():
         raise fail(f"unknown study {name!r}; valid studies: {', '.join(list_reproductions())}")
-    path = reproduce(name, out, quick=quick, workers=workers, executor=executor, quiet=is_quiet(quiet))
+    if report_only:
+        try:
+            path = rewrite_report(name, out, quick=quick)
+        except FileNotFoundError as exc:
+            raise fail(str(exc)) from None
+    else:
+        path = reproduce(name, out, quick=quick, workers=workers, executor=executor, quiet=is_quiet(quiet))
     typer.echo(f"report: {path}")
 
 
