@@ -173,6 +173,32 @@ def test_report_files(tmp_path: Path) -> None:
     assert "RuntimeError: diverged" in md
 
 
+def test_a_report_elsewhere_overwrites_only_what_a_report_wrote(tmp_path: Path) -> None:
+    root = make_sweep(tmp_path / "sweep")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own notes")
+    with pytest.raises(FileExistsError, match=r"already holds report.md, which no hetreg report wrote there; nothing was written"):
+        rep.write_report(root, mine, metric="test_mse_raw")
+    assert sorted(p.name for p in mine.iterdir()) == ["report.md"] and (mine / "report.md").read_text() == "my own notes"
+
+    out = tmp_path / "out"
+    rep.write_report(root, out, metric="test_mse_raw")
+    (out / "figures" / "curves_01.png").rename(out / "figures" / "curves_07.png")  # as if left by a larger sweep
+    manifest = json.loads((out / rep.REPORT_MANIFEST).read_text())
+    manifest["files"] = [f.replace("curves_01", "curves_07") for f in manifest["files"]]
+    (out / rep.REPORT_MANIFEST).write_text(json.dumps(manifest))
+    (out / "notes.txt").write_text("kept")
+    rep.write_report(root, out, metric="test_mse_raw")  # its own files are replaced, stale figures removed
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["bars.png", "curves_01.png"]
+    assert (out / "notes.txt").read_text() == "kept"
+    (out / "figures" / "extra.png").write_bytes(b"user's figure")
+    with pytest.raises(FileExistsError, match=r"already holds figures/extra.png"):
+        rep.write_report(root, out, metric="test_mse_raw")
+    rep.write_report(root, metric="test_mse_raw")  # the results folder itself is the report's own
+    rep.write_report(root, metric="test_mse_raw")
+
+
 def test_html_is_self_contained(tmp_path: Path) -> None:
     root = make_sweep(tmp_path)
     html = rep.write_report(root).paths["html"].read_text()

@@ -413,7 +413,7 @@ def report_cmd(
     baseline: str = typer.Option("mse", "--baseline", help="Value of --baseline-key the paired differences compare with."),
     baseline_key: str = typer.Option("loss.name", "--baseline-key", help="Key whose values are compared to the baseline."),
     metric: str = typer.Option("test_mse_raw", "--metric", help="Final metric to tabulate (e.g. test_mse, test_mae_raw, best.val_mse)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the report (default: RESULTS_DIR)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the report (default: RESULTS_DIR). Replaces only files an earlier report wrote there."),
 ) -> None:
     """Aggregate runs into tables over seeds, paired differences and figures.
 

@@ -38,6 +38,8 @@ FIGURES_DIR = "figures"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 RESULTS_CSV = "results.csv"
+#: The files the last report wrote into a folder, so that the next one replaces only those.
+REPORT_MANIFEST = ".hetreg-report.json"
 DEFAULT_METRIC = "test_mse_raw"
 DEFAULT_BASELINE_KEY = "loss.name"
 _MAX_CURVE_FIGURES = 24
@@ -751,6 +753,7 @@ def write_report(
     """
     report = build_report(root, metric=metric, baseline=baseline, baseline_key=baseline_key, confidence=confidence)
     out = Path(out_dir) if out_dir is not None else Path(root)
+    previous = _claim_report_folder(out, Path(root))
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / FIGURES_DIR
     curve_metric = report.metric.split(".", 1)[1] if report.metric.startswith(("final.", "best.")) else report.metric
@@ -768,4 +771,30 @@ def write_report(
     html_path = out / REPORT_HTML
     runstore.atomic_write_text(html_path, render_html(report))
     report.paths = {"csv": csv_path, "markdown": md_path, "html": html_path, "figures": fig_dir}
+    written = {RESULTS_CSV, REPORT_MD, REPORT_HTML, *(path.relative_to(out).as_posix() for _, path in report.figures)}
+    for stale in sorted(previous - written):  # figures of the previous report that this one does not have
+        if stale.startswith(f"{FIGURES_DIR}/"):
+            (out / stale).unlink(missing_ok=True)
+    runstore.write_json(out / REPORT_MANIFEST, {"files": sorted(written)})
     return report
+
+
+def _claim_report_folder(out: Path, root: Path) -> set[str]:
+    """The files a previous report wrote into ``out`` (its manifest), after checking that this
+    report overwrites nothing else: in a folder other than the results folder itself, an existing
+    ``report.md``, ``report.html``, ``results.csv`` or figure that no hetreg report wrote there is
+    the user's, and the report is refused (``FileExistsError``) before anything is written."""
+    listed = runstore.read_json(out / REPORT_MANIFEST).get("files")  # {} when missing or unreadable
+    previous = {f for f in listed if isinstance(f, str)} if isinstance(listed, list) else set()
+    if out.exists() and out.resolve() != root.resolve():
+        targets = [out / RESULTS_CSV, out / REPORT_MD, out / REPORT_HTML]
+        if (out / FIGURES_DIR).is_dir():
+            targets += sorted(p for p in (out / FIGURES_DIR).iterdir() if p.is_file())
+        foreign = [t.relative_to(out).as_posix() for t in targets if t.exists() and t.relative_to(out).as_posix() not in previous]
+        if foreign:
+            more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+            raise FileExistsError(
+                f"{out} already holds {foreign[0]}{more}, which no hetreg report wrote there; nothing was "
+                "written. Choose another --out, or move those files away."
+            )
+    return previous
