@@ -78,6 +78,8 @@ def test_train_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and one_error_line(result) == "error: missing --config FILE (or --resume RUN_DIR to continue a run)"
     result = invoke("train", "--config", str(tmp_path / "nope.yaml"))
     assert result.exit_code == 2 and "configuration file not found" in one_error_line(result)
+    result = invoke("train", "--config", str(tmp_path))
+    assert result.exit_code == 2 and f"{tmp_path} is a folder; give a configuration file (.yaml)" in one_error_line(result)
     result = invoke("train", "--config", "x.yaml", "--set", "loss.eps")
     assert result.exit_code == 2 and one_error_line(result).startswith("error: --set 'loss.eps': expected key=value")
     result = invoke("train", "--resume", str(tmp_path))
@@ -90,6 +92,12 @@ def test_train_errors(tmp_path: Path) -> None:
         assert result.exit_code == 2 and "loss.eps is not a parameter of loss 'mse'" in line
         assert "replace the whole section: --set 'loss={name: mse}'" in line
         assert not (tmp_path / command).exists()
+    failed = tmp_path / "failed-run"  # a run that failed at setup leaves its folder: the error says what to do
+    result = invoke("train", "--config", str(config), "--set", "data.train_size=100000", "--out", str(failed))
+    assert result.exit_code == 2 and (failed / "summary.json").exists()
+    result = invoke("train", "--config", str(config), "--out", str(failed))
+    assert result.exit_code == 2
+    assert f"already holds a run (status: failed); resume it with `hetreg train --resume {failed}`" in one_error_line(result)
 
 
 def fake_sweep(root: Path, grid: list[str], **fake: object) -> SweepSpec:

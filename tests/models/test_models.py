@@ -187,8 +187,10 @@ def test_errors_name_the_valid_choices() -> None:
         build_model("mlp", (11,), preset="boston")
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         build_model("cnn", (32, 32))
-    with pytest.raises(ValueError, match=r"\(d,\)"):
+    with pytest.raises(ValueError, match=r"'mlp' takes \(d,\) for tabular data, but the data is image .* use a model for image data \(cnn or resnet18\)"):
         build_model("mlp", (3, 8, 8))
+    with pytest.raises(ValueError, match=r"'cnn' takes \(C, H, W\).* the data is tabular .*\(mlp\)"):
+        build_model("cnn", (11,))
     with pytest.raises(ValueError, match="out_dim"):
         build_model("mlp", (3,), out_dim=0)
 

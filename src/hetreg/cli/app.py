@@ -281,6 +281,15 @@ def train(
         if sets:
             cfg = _apply_sets(cfg, sets)
         run_dir = out if out is not None else new_run_folder(f"train-{cfg.name}")
+        if out is not None and out.is_dir():
+            from hetreg.train.runner import run_status
+
+            status = run_status(out)
+            if status is not None:
+                raise fail(
+                    f"--out {out} already holds a run (status: {status}); resume it with "
+                    f"`hetreg train --resume {out}`, or choose a new folder (or remove that one). Nothing was overwritten."
+                )
         check_fresh_folder(run_dir)
     info(f"run folder: {run_dir}", quiet=quiet)
     try:

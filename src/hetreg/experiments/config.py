@@ -842,6 +842,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         ConfigError: invalid YAML or an invalid configuration (the message names every bad key).
     """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a folder; give a configuration file (.yaml), e.g. examples/wine-biv.yaml")
     if not path.is_file():
         raise FileNotFoundError(f"configuration file not found: {path}")
     try:

@@ -69,6 +69,13 @@ def _check_input_shape(name: str, input_shape: Sequence[int], rank: int) -> tupl
     except (TypeError, ValueError):
         shape, valid = (), False
     expected = "(d,) for tabular data" if rank == 1 else "(C, H, W) for images, e.g. (3, 64, 64)"
+    if valid and len(shape) != rank and len(shape) in (1, 3):
+        kind = "image" if len(shape) == 3 else "tabular"
+        fits = "cnn or resnet18" if len(shape) == 3 else "mlp"
+        raise ValueError(
+            f"model {name!r} takes {expected}, but the data is {kind} with inputs of shape {shape}; "
+            f"use a model for {kind} data ({fits})"
+        )
     if not valid or len(shape) != rank:
         raise ValueError(
             f"model {name!r} needs input_shape {expected}, got {input_shape!r}; "
