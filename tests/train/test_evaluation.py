@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from hetreg.train import batch_bounds, predict, squared_error_metrics
+from hetreg.train.evaluation import PREDICTIVE_METRICS, predictive_metrics
 
 
 def bn_model():
@@ -85,3 +86,14 @@ def test_batch_bounds_cover_the_data_once(n, batch_size, drop_last, drop_singlet
         assert len(bounds) == full
     else:
         assert len(bounds) == full + (rest > 0)
+
+
+def test_predictive_metrics_are_nan_for_an_unusable_variance():
+    mean, target = torch.zeros(3), torch.ones(3)
+    for var in (torch.tensor([1.0, 0.0, 1.0]), torch.tensor([1.0, float("inf"), 1.0]), torch.tensor([1.0, float("nan"), 1.0])):
+        values = predictive_metrics(mean, var, target, prefix="test_")
+        assert list(values) == [f"test_{name}" for name in PREDICTIVE_METRICS] and all(np.isnan(x) for x in values.values())
+    assert all(np.isnan(x) for x in predictive_metrics(torch.zeros(0), torch.zeros(0), torch.zeros(0)).values())
+    good = predictive_metrics(mean, torch.full((3,), 4.0), target)
+    assert good["nll_raw"] == pytest.approx(0.5 * (np.log(2 * np.pi * 4.0) + 1 / 4.0), rel=1e-12)
+    assert good["coverage_95"] == 1.0

@@ -491,6 +491,37 @@ def test_gaussian_nll_uses_a_variance_head(tmp_path):
     assert cfg["model"]["head"] == "mean_var"
 
 
+
+def test_a_variance_head_logs_predictive_metrics_in_raw_units(tmp_path, monkeypatch):
+    from scipy import stats
+
+    predicted, passed = [], []
+    real_predict, real_metrics = runner.predict, runner.predictive_metrics
+    monkeypatch.setattr(runner, "predict", lambda *a, **k: predicted.append(real_predict(*a, **k)) or predicted[-1])
+    monkeypatch.setattr(runner, "predictive_metrics", lambda *a, **k: passed.append(a) or real_metrics(*a, **k))
+    run_experiment(make_config("loss.name=gaussian_nll", "train.epochs=2"), tmp_path / "run", quiet=True)
+    record = read_metrics(tmp_path / "run")[-1]
+    std = json.loads((tmp_path / "run" / "standardizer.json").read_text())
+    mean, var = predicted[-2]  # the last evaluation: test split, then validation split
+    m, v, t = (a.double().numpy() for a in passed[-1])
+    np.testing.assert_allclose(m, mean.double().numpy() * std["y_std"] + std["y_mean"], rtol=1e-6)
+    np.testing.assert_allclose(v, var.double().numpy() * std["y_std"] ** 2, rtol=1e-6)
+    assert record["test_nll_raw"] == pytest.approx(-stats.norm.logpdf(t, m, np.sqrt(v)).mean(), rel=1e-9)
+    inside = np.abs(t - m) <= stats.norm.ppf(0.975) * np.sqrt(v)
+    assert record["test_coverage_95"] == pytest.approx(inside.mean(), abs=1e-12)
+    from scipy.integrate import quad
+
+    def crps(mi, si, yi):  # the integral of (F(z) - 1{z >= y})², split at y
+        left = quad(lambda z: stats.norm.cdf(z, mi, si) ** 2, -np.inf, yi)[0]
+        return left + quad(lambda z: stats.norm.sf(z, mi, si) ** 2, yi, np.inf)[0]
+
+    expected = np.mean([crps(mi, si, yi) for mi, si, yi in zip(m, np.sqrt(v), t)])
+    assert record["test_crps_raw"] == pytest.approx(expected, rel=1e-6)
+    assert 0 <= record["test_calibration_error"] <= 0.5
+    mse_only = run_experiment(make_config("train.epochs=1"), tmp_path / "mse", quiet=True)
+    assert "test_nll_raw" not in mse_only["final"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EvalSet", "predict", "squared_error_metrics", "split_out"]
+__all__ = ["EvalSet", "predict", "predictive_metrics", "squared_error_metrics", "split_out"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,33 @@ def squared_error_metrics(pred: Tensor, target: Tensor) -> tuple[float, float]:
         return float("nan"), float("nan")
     err = pred.double() - target.double()
     return float(err.pow(2).mean()), float(err.abs().mean())
+
+
+#: The metrics :func:`predictive_metrics` computes, without their prefix.
+PREDICTIVE_METRICS = ("nll_raw", "crps_raw", "coverage_95", "calibration_error")
+
+
+def predictive_metrics(mean: Tensor, var: Tensor, target: Tensor, prefix: str = "") -> dict[str, float]:
+    """Metrics of a predicted Gaussian :math:`\\mathcal N(\\mu, \\sigma^2)` per sample, in float64:
+    ``nll_raw`` (mean negative log-likelihood with the constant, nats, raw label units),
+    ``crps_raw`` (mean CRPS, raw label units), ``coverage_95`` (fraction of targets inside the
+    central 95 % interval) and ``calibration_error`` (mean absolute miscalibration over 100
+    interval levels); see :mod:`hetreg.metrics.uncertainty`.
+
+    ``mean``, ``var`` and ``target`` in raw units, shape (n,). A split that is empty, or whose
+    variances are not all finite and > 0 (a diverging variance head), gives NaN for each.
+    """
+    from hetreg.metrics.uncertainty import calibration_error, crps_gaussian, gaussian_nll, interval_coverage
+
+    names = [prefix + name for name in PREDICTIVE_METRICS]
+    v = var.double()
+    if mean.numel() == 0 or not bool(torch.isfinite(v).all()) or not bool((v > 0).all()):
+        return dict.fromkeys(names, float("nan"))
+    m, t = mean.double(), target.double()
+    values = (
+        gaussian_nll(m, v, t),
+        crps_gaussian(m, v, t),
+        interval_coverage(m, v, t, levels=(0.95,))["coverage_95"],
+        calibration_error(m, v, t),
+    )
+    return {name: float(value) for name, value in zip(names, values)}

@@ -48,7 +48,7 @@ from hetreg.experiments.config import (
     load_config,
     save_config,
 )
-from hetreg.train.evaluation import EvalSet, predict, split_out, squared_error_metrics
+from hetreg.train.evaluation import EvalSet, predict, predictive_metrics, split_out, squared_error_metrics
 from hetreg.train.allocator import retain_freed_memory
 from hetreg.train.environment import environment_info
 from hetreg.train.files import load_checkpoint, save_checkpoint, write_json
@@ -466,7 +466,7 @@ class TrainingRun:
         prep, std, bs = self.prep, self.prep.standardizer, self.eval_batch_size
         out: dict[str, float] = {}
         for name, split in (("test", prep.test), ("val", prep.val)):
-            pred, _ = predict(self.model, split.x, batch_size=bs, transform=prep.transform)
+            pred, var = predict(self.model, split.x, batch_size=bs, transform=prep.transform)
             mse, _ = squared_error_metrics(pred, split.y)
             mse_raw, mae_raw = squared_error_metrics(std.inverse_y(pred), split.y_raw)
             out[f"{name}_mse"] = mse
@@ -474,6 +474,8 @@ class TrainingRun:
             if name == "test":
                 out["test_rmse_raw"] = math.sqrt(mse_raw) if mse_raw == mse_raw else float("nan")
                 out["test_mae_raw"] = mae_raw
+                if var is not None:
+                    out.update(predictive_metrics(std.inverse_y(pred), var * std.y_std**2, split.y_raw, prefix="test_"))
         return out
 
     def evaluate(self, epoch: int, epoch_end: bool) -> dict[str, Any]:
