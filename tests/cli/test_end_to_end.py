@@ -53,7 +53,7 @@ def test_train_then_refuse_overwrite_then_resume(tmp_path: Path, config_file: Pa
     assert "test_mse_raw" in result.stdout and "status: completed" in result.stdout
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["loss"]["eps"] == 0.1
     again = invoke("train", "--config", str(config_file), "--out", str(run_dir))
-    assert again.exit_code == 2 and "already exists and is not empty" in error_line(again)
+    assert again.exit_code == 2 and "already holds a completed run; choose a new folder" in error_line(again)
     resumed = invoke("--quiet", "train", "--resume", str(run_dir))
     assert resumed.exit_code == 0, resumed.output
 

@@ -89,3 +89,16 @@ def test_format_description_is_plain_text_with_every_section() -> None:
 def test_bad_input_raises_value_error(kwargs, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         describe_distribution(Uniform(0.0, 1.0), **kwargs)
+
+
+def test_zero_variances_with_zero_eps_are_flagged_and_the_histogram_stays_non_negative() -> None:
+    d = describe_distribution(Constant(0.0), batch_size=16, eps=0.0, n_batches=5)
+    assert d["ebs"]["mean"] == 16 and "losses refuse such batches" in d["ebs"]["note"]
+    assert d["histogram"]["edges"][0] == 0.0 and d["histogram"]["counts"][0] == 80
+    assert "note: some variances are 0 and eps is 0" in format_description(d)
+    assert describe_distribution(Constant(0.0), batch_size=16, eps=0.1, n_batches=5)["ebs"]["note"] is None
+    shifted = describe_distribution(Constant(3.0), batch_size=4, n_batches=5)["histogram"]
+    assert (shifted["edges"][0], shifted["edges"][-1]) == (2.5, 3.5) and sum(shifted["counts"]) == 20
+    spread = describe_distribution(Uniform(1.0, 2.0), batch_size=8, n_batches=50, bins=4)["histogram"]
+    values = Uniform(1.0, 2.0).sample(400, torch.Generator().manual_seed(0)).numpy()
+    assert spread["counts"] == np.histogram(values, bins=4)[0].tolist()  # as numpy bins a spread sample

@@ -285,6 +285,8 @@ def train(
             from hetreg.train.runner import run_status
 
             status = run_status(out)
+            if status == "completed":
+                raise fail(f"--out {out} already holds a completed run; choose a new folder. Nothing was overwritten.")
             if status is not None:
                 raise fail(
                     f"--out {out} already holds a run (status: {status}); resume it with "

@@ -75,7 +75,11 @@ def describe_distribution(
     # With ε = 0 and zero variances, effective_batch_size takes its limit (the number of zeros).
     ebs = effective_batch_size(draws.view(nb, k), e).numpy()
     low, high = dist.support
-    counts, edges = np.histogram(values, bins=nbins)
+    lo, hi = float(values.min()), float(values.max())
+    if hi == lo:  # numpy would centre a unit range on the value: keep it at variances >= 0
+        lo, hi = max(0.0, lo - 0.5), hi + 0.5
+    counts, edges = np.histogram(values, bins=nbins, range=(lo, hi))
+    zero_weights = e == 0 and bool((values == 0).any())
     ebs_std = float(ebs.std(ddof=1)) if nb > 1 else 0.0
     return {
         "distribution": dist.to_dict(),
@@ -95,6 +99,13 @@ def describe_distribution(
             "std": ebs_std,
             "stderr": ebs_std / math.sqrt(nb),
             "fraction": float(ebs.mean()) / k,
+            "note": (
+                "some variances are 0 and eps is 0: their weights are infinite, and the IV and BIV "
+                "losses refuse such batches; the EBS shown is its limit (the number of zero "
+                "variances per batch). Use eps > 0."
+            )
+            if zero_weights
+            else None,
         },
         "histogram": {"counts": [int(c) for c in counts], "edges": [float(x) for x in edges]},
         "seed": int(seed),
@@ -140,8 +151,10 @@ def format_description(d: Mapping[str, Any], width: int = 40) -> str:
             f"{ebs['mean']:.4g} +- {ebs['stderr']:.2g} (std {ebs['std']:.3g}, "
             f"{100 * ebs['fraction']:.1f}% of the batch, {ebs['n_batches']} batches)"
         ),
-        "histogram:",
     ]
+    if ebs.get("note"):
+        lines.append(f"  note: {ebs['note']}")
+    lines.append("histogram:")
     counts = d["histogram"]["counts"]
     edges = d["histogram"]["edges"]
     top = max(counts) if counts else 0
