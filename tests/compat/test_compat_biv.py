@@ -235,6 +235,10 @@ def test_gamma_alphabeta_and_meanvar(capsys: pytest.CaptureFixture[str]) -> None
     # shape > 1 (v < mu^2) is accepted, unlike the original
     mv = dry_run(cli_biv, _cmd(noise="True,gamma", params="meanvar", parameters="True,2,1"), capsys)
     assert_distribution(mv["noise"]["distribution"], {"kind": "gamma", "shape": 4.0, "rate": 2.0})
+    from hetreg.compat.biv import resolve_biv
+
+    resolved = resolve_biv("t,1,utkf,True,1000", "vanilla_cnn,biv", "True,gamma", "meanvar", "True,2,0.5")
+    assert any("V=0.5 is the variance of sigma^2, not a heteroscedasticity scale" in note for note in resolved.notes)
 
 
 def test_noise_off_ignores_params(capsys: pytest.CaptureFixture[str]) -> None:
@@ -245,3 +249,14 @@ def test_noise_off_ignores_params(capsys: pytest.CaptureFixture[str]) -> None:
 def test_whitespace_around_values_is_tolerated(capsys: pytest.CaptureFixture[str]) -> None:
     got = dry_run(cli_biv, _cmd(exp="t, 5, utkf, True, 1000", parameters="0, 1"), capsys)
     assert got["seed"] == 5 and got["train_size"] == 1000
+
+
+def test_the_default_cutoff_threshold_says_it_is_in_raw_units() -> None:
+    from hetreg.compat.biv import resolve_biv
+
+    default = resolve_biv("t,1,wine,True,1000", "vanilla_ann,cutoffMSE", "True,uniform", "boundaries", "0,1")
+    assert default.threshold == 1.0
+    assert any("cutoff keeps sigma^2 < 1 in raw label units" in note for note in default.notes)
+    explicit = resolve_biv("t,1,wine,True,1000", "vanilla_ann,cutoffMSE,1", "True,uniform", "boundaries", "0,1")
+    unnormalised = resolve_biv("t,1,wine,False,1000", "vanilla_ann,cutoffMSE", "True,uniform", "boundaries", "0,1")
+    assert not any("raw label units" in note for note in explicit.notes + unnormalised.notes)

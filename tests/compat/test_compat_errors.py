@@ -97,6 +97,11 @@ def _iv(exp: str = "t,1,True,mse,-1", noise: str = "True,uniform,False,False,0.5
 
 IV_ERRORS = {
     "unknown_loss": (_iv(exp="t,1,True,cutoffMSE,-1"), ["unknown value 'cutoffMSE'", "mse, iv, biv"]),
+    "later_7_value_layout": (
+        _iv(exp="t,1,utkf,True,mse,vanilla_cnn,-1"),
+        ["7 values (TAG,SEED,DATASET,NORMALIZE,LOSS,MODEL,AVG_MEAN", "exactly 5", "BIV command line"],
+    ),
+    "six_values": (_iv(exp="t,1,True,mse,-1,extra"), ["6 values, but the IV command line takes exactly 5"]),
     "unknown_noise_type": (_iv(noise="True,binary_uniform,False,False,0.5,1,False,3"), ["uniform, gamma"]),
     "p_outside": (_iv(noise="True,uniform,False,False,0.5,2,False,3"), ["position 5 (P)", "in [0, 1]"]),
     "scale_outside": (_iv(noise="True,uniform,True,True,1.5,1,False,3"), ["position 4 (HETERO_SCALE)", "in [0, 1]"]),

@@ -115,9 +115,14 @@ def _noise(noise_type: str, params: Fields, parameters: Fields, notes: list[str]
     if noise_type == "gamma":
         v = parameters.renamed(("VAR_SCALE", "MU", "V"))
         v.exactly(3, "gamma/meanvar")
-        if v.boolean(0):
-            notes.append(f"{v.label(0)}=True is a placeholder for gamma and is ignored (as in the original)")
+        scaled = v.boolean(0)
         mu, var = v.number(1), v.number(2)
+        if scaled:
+            notes.append(
+                f"{v.label(0)}=True is a placeholder for gamma and is ignored (as in the original): "
+                f"V={var:g} is the variance of sigma^2, not a heteroscedasticity scale as for uniform noise "
+                f"(gamma has no such form), so sigma^2 ~ Gamma(shape MU^2/V, rate MU/V)"
+            )
         return construct(f"{v.option} (MU,V)=({mu:g},{var:g})", lambda: noise.gamma_from_mean_var(mu, var))
 
     if noise_type == "uniform":
@@ -214,6 +219,13 @@ def resolve_biv(
     elif loss_key == "cutoffMSE":
         threshold = mod.number(2, minimum=0.0, strict_minimum=True, what="cutoff threshold") if mod.has(2) else DEFAULT_THRESHOLD
         loss = "cutoff"
+        if not mod.has(2) and normalize:
+            notes.append(
+                f"{mod.label(2)} not given: the cutoff keeps sigma^2 < {DEFAULT_THRESHOLD:g} in raw label units "
+                f"(divided by s_y^2 like an explicit threshold); the original applied its default {DEFAULT_THRESHOLD:g} "
+                "to the normalised variances, which keeps other samples wherever s_y^2 is not 1 (see docs/compat.md). "
+                "Give the threshold explicitly to choose"
+            )
     else:
         loss = "mse"
         if mod.has(2):

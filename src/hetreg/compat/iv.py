@@ -80,12 +80,19 @@ def resolve_iv(
 
     notes: list[str] = []
     exp = Fields.split("--exp_settings", exp_settings, ("TAG", "SEED", "NORMALIZE", "LOSS", "AVG_MEAN"))
+    if len(exp.values) == 7:
+        fail(
+            f"--exp_settings={exp_settings!r}: 7 values (TAG,SEED,DATASET,NORMALIZE,LOSS,MODEL,AVG_MEAN, the "
+            "layout of a later precursor README) are not supported; the IV command line takes exactly 5: "
+            '--exp_settings="TAG,SEED,NORMALIZE,LOSS,AVG_MEAN". For other datasets and models use the BIV '
+            "command line (hetreg compat biv / main.py), which superseded it"
+        )
+    exp.exactly(5, "the IV command line")
     tag = exp.text(0)
     seed = exp.integer(1, minimum=0)
     normalize = exp.boolean(2)
     loss_key = exp.choice(3, LOSSES)
     avg_mean = exp.number(4)
-    exp.exactly(5, "the IV command line")
 
     settings = Fields.split("--noise_settings", noise_settings, _NOISE_LAYOUT)
     has_noise = settings.boolean(0)
